@@ -1,0 +1,2 @@
+"""Reports stage: indicators → templates → PDF (SPEC §7, §8)."""
+from .errors import ReportError  # noqa: F401
