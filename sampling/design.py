@@ -14,7 +14,8 @@ by                 columns that split the stage into separate groups (``["provin
                    the village stage is always drawn within county, the household stage within village
 n                  total sample size per group, shared among the strata that do not set their own size
 allocation         how ``n`` is shared: ``proportional`` | ``equal`` | ``neyman`` | ``sqrt`` | ``power``
-                   (``q`` = the power), with ``min_n`` / ``max_n`` per stratum; totals are exact integers
+                   (``q`` = the power) | ``kish`` (``kish_weight``), with ``min_n`` / ``max_n`` per stratum;
+                   totals are exact integers (``sampling.allocation.allocate``)
 order_by           columns the units are sorted by before systematic selection (default: the unit code)
 units              county stage: the named counties (6-digit codes) to draw from; empty = all in the frame
 reserve            household stage: reserve households per village and stratum, drawn in a recorded order
@@ -61,12 +62,12 @@ from .errors import DesignError
 
 STAGES = ("county", "village", "household")
 METHODS = ("take_all", "srs", "systematic", "pps_systematic", "pps_brewer", "pps_sampford")
-ALLOCATIONS = ("proportional", "equal", "neyman", "sqrt", "power")
+ALLOCATIONS = ("proportional", "equal", "neyman", "sqrt", "power", "kish")
 UNIT_COLUMN = {"county": "county_code", "village": "village_code", "household": "household_id"}
 PARENT_COLUMN = {"county": None, "village": "county_code", "household": "village_code"}
 
-_STAGE_KEYS = {"method", "size", "by", "n", "allocation", "q", "min_n", "max_n", "order_by", "units",
-               "reserve", "strata", "label"}
+_STAGE_KEYS = {"method", "size", "by", "n", "allocation", "q", "kish_weight", "min_n", "max_n", "order_by",
+               "units", "reserve", "strata", "label"}
 _STRATUM_KEYS = {"name", "label", "where", "any_flag", "n", "rate", "min_n", "max_n", "n_rule", "take_all",
                  "groups", "purposive", "units", "method", "reserve", "sd"}
 _TOP_KEYS = {"design", "precision", *STAGES}
@@ -111,6 +112,7 @@ class Stage:
     n: int | None = None
     allocation: str = "proportional"
     q: float | None = None
+    kish_weight: float | None = None
     min_n: int | None = None
     max_n: int | None = None
     order_by: list = field(default_factory=list)
@@ -342,6 +344,7 @@ def _parse_stage(r: _Reader, raw, level: str) -> Stage:
     st = Stage(level=level, method=method, size=raw.get("size"), by=r.names(raw.get("by"), f"{level}.by"),
                n=r.count(raw.get("n"), f"{level}.n"), allocation=allocation,
                q=r.number(raw.get("q"), f"{level}.q", 0, 1),
+               kish_weight=r.number(raw.get("kish_weight"), f"{level}.kish_weight", 0),
                min_n=r.count(raw.get("min_n"), f"{level}.min_n"), max_n=r.count(raw.get("max_n"), f"{level}.max_n"),
                order_by=r.names(raw.get("order_by"), f"{level}.order_by"),
                units=r.names(raw.get("units"), f"{level}.units"),
