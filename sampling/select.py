@@ -212,20 +212,31 @@ def select_pps(sizes, n, method: str = "systematic", seed=None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------
 
 def _group_codes(groups, size: int):
-    """Integer code 0..G−1 of each unit's group, the sorted distinct labels, and the count per group."""
+    """Integer code 0..G−1 of each unit's group (codes follow the sorted labels, so a group's random start does
+    not depend on the row order), the sorted distinct labels, and G."""
     import pandas as pd
 
     check_arg(np.ndim(groups) == 1, "groups", "must be one-dimensional (one group label per unit)")
     check_arg(len(groups) == size, "groups",
               f"has {len(groups)} labels but 'sizes' has {size} units; give one group label per unit")
-    values = groups.to_numpy() if isinstance(groups, pd.Series) else np.asarray(groups)
-    missing = pd.isna(values)
-    if np.any(missing):
+    values = groups if isinstance(groups, (pd.Series, pd.Index)) else np.asarray(groups)
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.size:
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo <= max(4 * values.size, 1 << 20):
+            # Integer codes (e.g. 6-digit county codes): a lookup table beats hashing by ~5×.
+            present = np.zeros(hi - lo + 1, dtype=bool)
+            shifted = values - lo
+            present[shifted] = True
+            table = np.cumsum(present, dtype=np.intp) - 1
+            labels = np.flatnonzero(present) + lo
+            return table[shifted], labels.astype(values.dtype), labels.size
+    # Factorise the Series itself: converting an Arrow-backed string column to numpy first costs more.
+    codes, labels = pd.factorize(values, sort=True)
+    missing = codes < 0
+    if missing.any():
         k = int(np.flatnonzero(missing)[0])
         raise SamplingError(f"argument 'groups': the group label at position {k} is missing", code="bad_argument",
                             row=k, fix="give every unit its group (e.g. its county_code)")
-    # sort=True: codes follow the sorted labels, so the random start of a group does not depend on row order.
-    codes, labels = pd.factorize(values, sort=True)
     return codes.astype(np.intp, copy=False), np.asarray(labels), len(labels)
 
 
@@ -280,7 +291,8 @@ def select_pps_grouped(groups, sizes, n, method: str = "systematic", seed=None):
     a = _as_sizes(sizes)
     codes, labels, G = _group_codes(groups, a.size)
     n_g = _n_per_group(n, labels, codes, a.size)
-    positive = np.bincount(codes, weights=(a > 0), minlength=G)
+    live = a > 0
+    positive = np.bincount(codes, minlength=G) if live.all() else np.bincount(codes[live], minlength=G)
     over = n_g > positive
     if over.any():
         g = int(np.flatnonzero(over)[0])
@@ -292,41 +304,56 @@ def select_pps_grouped(groups, sizes, n, method: str = "systematic", seed=None):
     pi = grouped_inclusion_probabilities(codes, a, n_g)
     if method != "systematic":
         mask = np.zeros(a.size, dtype=bool)
-        order = np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(G + 1))
+        order = _group_order(codes, G)
+        order = np.arange(codes.size) if order is None else order
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=G))))
         for g in range(G):
             idx = order[bounds[g]:bounds[g + 1]]
             mask[idx] = _DRAWERS[method](pi[idx], rng)
         return np.flatnonzero(mask).astype(np.int64), pi
     u = rng.random(G)
     certain = pi >= 1 - CERTAINTY_TOLERANCE
-    draw = (~certain) & (pi > 0)
-    d_idx = np.flatnonzero(draw)
-    d_codes = codes[d_idx]
-    order = np.argsort(d_codes, kind="stable")              # groups contiguous, given order kept inside
-    idx = d_idx[order]
-    gc = d_codes[order]
-    p = pi[idx]
+    draw = (~certain) & live
+    order = _group_order(codes, G)
+    if order is None and draw.all():                        # grouped frame, no certainty unit: no gathering
+        idx, gc, p = None, codes, pi
+    else:
+        idx = np.flatnonzero(draw) if order is None else order[draw[order]]
+        gc, p = codes[idx], pi[idx]                         # groups contiguous, given order kept inside
     # Per-group cumulative π from one global cumsum; each group is then re-anchored to start at exactly 0 and
     # end at exactly its integer m_g, so the floor-crossing count below is exactly m_g in every group.
-    starts = np.searchsorted(gc, np.arange(G + 1))
-    m_g = n_g - np.bincount(codes[certain], minlength=G)
+    per_group = np.bincount(gc, minlength=G)
+    nonempty = per_group > 0
+    last = np.cumsum(per_group)[nonempty] - 1
+    first = last - per_group[nonempty] + 1
+    m_g = (n_g - np.bincount(codes[certain], minlength=G)).astype(float)
     csum = np.cumsum(p)
-    base = np.concatenate(([0.0], csum))[starts[:-1]]
-    local = csum - base[gc]
+    base = np.zeros(G)
+    base[nonempty] = csum[first] - p[first]
     group_total = np.zeros(G)
-    nonempty = starts[1:] > starts[:-1]
-    group_total[nonempty] = local[starts[1:][nonempty] - 1]
+    group_total[nonempty] = csum[last] - base[nonempty]
     scale = np.divide(m_g, group_total, out=np.zeros(G), where=group_total > 0)
-    local *= scale[gc]
-    local[starts[1:][nonempty] - 1] = m_g[nonempty]
-    # Unit k (in group g) is taken when ⌊c_k − u_g⌋ > ⌊c_{k−1} − u_g⌋, with c_{k−1} = 0 for a group's first unit.
-    upper = np.floor(local - u[gc])
-    prev = np.empty_like(local)
-    prev[1:] = local[:-1]
-    first = starts[:-1][nonempty]
-    prev[first] = 0.0
-    lower = np.floor(prev - u[gc])
+    # gc is sorted, so repeating per-group values is the same as indexing by gc, and cheaper.
+    local = csum - np.repeat(base, per_group)
+    local *= np.repeat(scale, per_group)
+    local[last] = m_g[nonempty]
+    # Unit k of group g is taken when ⌊c_k − u_g⌋ > ⌊c_{k−1} − u_g⌋ (R: the fractional part of the cumulated π
+    # minus the start drops), with c = 0 before a group's first unit.
+    local -= np.repeat(u, per_group)
+    f = np.floor(local, out=local)
+    taken = np.empty(f.size, dtype=bool)
+    taken[1:] = f[1:] > f[:-1]
+    taken[first] = f[first] > np.floor(-u[nonempty])
     mask = certain.copy()
-    mask[idx[upper > lower]] = True
+    mask[taken if idx is None else idx[taken]] = True
     return np.flatnonzero(mask).astype(np.int64), pi
+
+
+def _group_order(codes: np.ndarray, G: int) -> np.ndarray:
+    """Stable order that makes groups contiguous; None when the input is already grouped (sorted codes)."""
+    if codes.size < 2 or bool(np.all(codes[1:] >= codes[:-1])):
+        return None
+    if G <= np.iinfo(np.uint16).max:
+        # numpy's stable sort is a radix sort on 16-bit keys: linear, ~4× faster than on intp.
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    return np.argsort(codes, kind="stable")
