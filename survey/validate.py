@@ -1,0 +1,897 @@
+"""Validation of an imported questionnaire table against its codebook.
+
+``validate(cb, main, repeats)`` coerces each column to the codebook's type and checks, column by column (never a
+Python step per row): types, value labels, ranges, code formats, required items, skip logic, constraints, the
+codebook's consistency rules (survey/codebooks/*.yaml), ID numbers, duplicates, orphan roster rows and linkage to
+the drawn sample. Every problem is an *error* (the household cannot be used until it is fixed: it and its roster
+go to quarantine) or a *warning* (it can be used, someone should look). Messages and fixes are in Chinese, for the
+field team.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .codebook import PARAMETERS, TYPE_ZH, Codebook, RepeatGroup, Variable, load_codebook
+from .errors import CodebookError
+from .expressions import Column, evaluate, from_series, parse, references, truth
+
+__all__ = ["validate", "ValidationResult", "ISSUE_COLUMNS", "duplicate_issues", "BUILTIN_RULES",
+           "coerce_column"]
+
+ISSUE_COLUMNS = ["file", "sheet", "row", "household_id", "field", "rule", "rule_zh", "severity", "value",
+                 "message_zh", "fix_zh"]
+
+# Checks every codebook gets (rule id -> Chinese name, default severity). Severities of these and of the
+# codebook's own rules can be changed in the configuration: [validation.severity] rule = "warning"|"error"|"off".
+BUILTIN_RULES = {
+    "missing_column": ("缺少必答题的列", "error"),
+    "unknown_column": ("问卷中没有的列", "warning"),
+    "type": ("类型不符", "error"),
+    "choice": ("不在选项中", "error"),
+    "range": ("超出取值范围", "error"),
+    "format": ("编码格式错误", "error"),
+    "required": ("必答题未填", "error"),
+    "skip": ("跳转错误（不应回答却有值）", "warning"),
+    "constraint": ("不满足约束条件", "error"),
+    "id_number": ("身份证号码错误", "error"),
+    "duplicate": ("同一户重复出现", "error"),
+    "duplicate_head_id": ("不同户的户主身份证号码相同", "warning"),
+    "duplicate_member": ("同一成员重复出现", "error"),
+    "duplicate_person": ("同一身份证号码出现在多名成员中", "error"),
+    "person_id": ("人编码与户编码、成员序号不符", "error"),
+    "orphan_member": ("成员所在的户不在本文件中", "error"),
+    "not_in_sample": ("不在抽中样本或备选户名单中", "error"),
+}
+
+# Columns that questionnaire platforms add to every export (ODK, Kobo, SurveyCTO); never reported as unknown.
+_PLATFORM_COLUMNS = {"KEY", "PARENT_KEY", "SET-OF-members", "SubmissionDate", "instanceID", "meta-instanceID",
+                     "meta/instanceID", "start", "end", "deviceid", "today", "formdef_version", "review_state"}
+_MISSING_TEXT = "（空）"
+_SEPARATORS = r"[\s,，;；、|/]+"
+
+
+@dataclass
+class ValidationResult:
+    main: pd.DataFrame
+    repeats: dict[str, pd.DataFrame]
+    issues: pd.DataFrame
+    error_keys: set
+    main_errors: pd.Series = None              # per row of ``main``: True when the row goes to quarantine
+    repeat_errors: dict[str, pd.Series] = field(default_factory=dict)
+    codebook: Codebook | None = None
+    file: str = ""
+
+    @property
+    def n_errors(self) -> int:
+        return int((self.issues["severity"] == "error").sum())
+
+    @property
+    def n_warnings(self) -> int:
+        return int((self.issues["severity"] == "warning").sum())
+
+    def counts(self) -> dict:
+        rows = len(self.main)
+        quarantined = int(self.main_errors.sum()) if self.main_errors is not None else 0
+        return {"rows": rows, "accepted": rows - quarantined, "quarantined": quarantined,
+                "errors": self.n_errors, "warnings": self.n_warnings}
+
+
+# ================================================================================================ coercion
+def _clean_text(s: pd.Series) -> pd.Series:
+    """Text with surrounding blanks removed; empty text becomes missing. Whole floats lose their '.0'."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        s = s.astype("float64")
+    if pd.api.types.is_float_dtype(s.dtype):
+        f = s.to_numpy(dtype="float64", na_value=np.nan)
+        whole = np.isfinite(f) & (f == np.round(f)) & (np.abs(f) < 1e18)
+        out = pd.Series(s.astype("str").to_numpy(dtype=object), index=s.index, dtype=object)
+        if whole.any():
+            out[whole] = f[whole].astype("int64").astype(str)
+        out[np.isnan(f)] = None
+        s = out
+    elif pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = s.dt.strftime("%Y-%m-%d %H:%M:%S")
+    t = s.astype("str")
+    t = t.str.strip()
+    return t.mask(t == "")
+
+
+def _parse_numbers(text: pd.Series) -> np.ndarray:
+    """Floats from cleaned text (missing stays NaN; unreadable text gives NaN)."""
+    arr = text.array
+    pa_arr = getattr(arr, "_pa_array", None)
+    if pa_arr is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        try:
+            return np.array(pc.cast(pa_arr, pa.float64()).to_numpy(zero_copy_only=False), dtype="float64")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    out = np.array(pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
+    bad = np.isnan(out) & text.notna().to_numpy()
+    if bad.any():
+        # Thousands separators and a trailing unit are common in hand-typed sheets ("1,200", "3500元").
+        retry = text[bad].str.replace(r"[,，\s]", "", regex=True).str.replace(r"(元|人|岁|个月|月|天|分钟)$", "",
+                                                                             regex=True)
+        out[bad] = pd.to_numeric(retry, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    out[np.isinf(out)] = np.nan
+    return out
+
+
+_TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _parse_datetimes(raw: pd.Series, text: pd.Series) -> pd.Series:
+    """datetime64[ns] (naive, China wall-clock time); unreadable values become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        s = raw
+        if getattr(s.dt, "tz", None) is not None:
+            s = s.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+        return s.astype("datetime64[ns]")
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        # Excel stores dates as day counts from 1899-12-30.
+        f = raw.to_numpy(dtype="float64", na_value=np.nan)
+        ok = (f > 1000) & (f < 80000)
+        out[ok] = pd.to_datetime(f[ok], unit="D", origin="1899-12-30")
+        return out
+    present = text.notna()
+    if not present.any():
+        return out
+    t = text[present].str.replace("年", "-", regex=False).str.replace("月", "-", regex=False) \
+        .str.replace("日", " ", regex=False).str.strip()
+    has_tz = t.str.contains(_TZ_SUFFIX, regex=True).fillna(False).to_numpy(dtype=bool)
+    if has_tz.any():
+        aware = pd.to_datetime(t[has_tz], errors="coerce", utc=True, format="ISO8601")
+        out.loc[t.index[has_tz]] = aware.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None).to_numpy()
+    naive_idx = t.index[~has_tz]
+    todo = t.loc[naive_idx]
+    for fmt in ("ISO8601", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y%m%d", "%Y-%m-%d %H:%M"):
+        if todo.empty:
+            break
+        got = pd.to_datetime(todo, errors="coerce", format=fmt)
+        ok = got.notna()
+        out.loc[todo.index[ok]] = got[ok].to_numpy()
+        todo = todo[~ok]
+    if len(todo) and len(todo) <= 10000:
+        # Odd formats only: element-wise parsing is slow, so it is kept for the few rows left.
+        got = pd.to_datetime(todo, errors="coerce", format="mixed")
+        ok = got.notna()
+        out.loc[todo.index[ok]] = got[ok].to_numpy()
+    return out
+
+
+def coerce_column(raw: pd.Series, v: Variable):
+    """(typed column, missing mask, bad mask, bad_kind) for one variable. ``bad`` = present but unusable."""
+    text = _clean_text(raw)
+    missing = text.isna().to_numpy()
+    bad = np.zeros(len(raw), dtype=bool)
+    kind = "type"
+    t = v.type
+    if t in ("integer", "decimal"):
+        if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+            f = raw.to_numpy(dtype="float64", na_value=np.nan).copy()
+            f[np.isinf(f)] = np.nan
+        else:
+            f = _parse_numbers(text)
+        bad = ~missing & np.isnan(f)
+        if t == "integer":
+            frac = ~np.isnan(f) & (f != np.round(f))
+            bad |= frac
+            f[frac] = np.nan
+            big = np.abs(f) > 2 ** 53
+            bad |= big
+            f[big] = np.nan
+            typed = pd.array(f, dtype="Float64").astype("Int64") if len(f) else pd.array([], dtype="Int64")
+            typed = pd.Series(typed, index=raw.index)
+        else:
+            typed = pd.Series(f, index=raw.index, dtype="float64")
+    elif t == "select_one":
+        kind = "choice"
+        codes = list(v.choices or {})
+        label_to_code = {lab: c for c, lab in (v.choices or {}).items()}
+        if v.numeric_codes:
+            if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+                f = raw.to_numpy(dtype="float64", na_value=np.nan).copy()
+            else:
+                f = _parse_numbers(text)
+                unread = ~missing & np.isnan(f)
+                if unread.any():   # value labels instead of codes ("已脱贫" for 1)
+                    mapped = text[unread].map(label_to_code)
+                    f[unread] = pd.to_numeric(mapped, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            code_values = np.array([float(c) for c in codes])
+            ok = np.isin(f, code_values)
+            bad = ~missing & ~ok
+            f = np.where(ok, f, np.nan)
+            typed = pd.Series(pd.array(f, dtype="Float64").astype("Int64"), index=raw.index)
+        else:
+            ok = text.isin(codes).to_numpy()
+            typed = text.where(ok)
+            rest = ~missing & ~ok
+            if rest.any():
+                sub = text[rest]
+                mapped = sub.map(label_to_code)
+                upper = sub.str.upper()
+                mapped = mapped.where(mapped.notna(), upper.where(upper.isin(codes)))
+                typed = typed.astype(object)
+                typed[rest] = mapped.to_numpy(dtype=object)
+                typed = typed.astype("str")
+                bad = rest & typed.isna().to_numpy()
+    elif t == "select_multiple":
+        kind = "choice"
+        codes = list(v.choices or {})
+        norm = text.str.replace(_SEPARATORS, " ", regex=True).str.strip()
+        alt = "|".join(re.escape(c) for c in sorted(codes, key=len, reverse=True))
+        pattern = f"^(?:{alt})(?: (?:{alt}))*$" if alt else "^$"
+        ok = norm.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+        typed = norm.where(ok)
+        rest = ~missing & ~ok
+        if rest.any():
+            label_to_code = {lab: c for c, lab in (v.choices or {}).items()}
+            label_to_code.update({c: c for c in codes})
+            tokens = norm[rest].str.split(" ").explode()
+            mapped = tokens.map(label_to_code)
+            good = mapped.notna().groupby(level=0).all()
+            joined = mapped.dropna().groupby(level=0).agg(" ".join)
+            fixed = joined.reindex(good.index).where(good)
+            typed = typed.astype(object)
+            typed.loc[fixed.index] = fixed.to_numpy(dtype=object)
+            typed = typed.astype("str")
+            bad = rest & typed.isna().to_numpy()
+    elif t in ("date", "datetime"):
+        typed = _parse_datetimes(raw, text)
+        if t == "date":
+            typed = typed.dt.normalize()
+        bad = ~missing & typed.isna().to_numpy()
+    else:   # text, code
+        typed = text
+        if t == "code":
+            typed = text.str.replace(r"\.0+$", "", regex=True)
+    typed = pd.Series(typed, index=raw.index)
+    typed.name = v.name
+    return typed, missing, bad, kind
+
+
+# ================================================================================================ issues
+class _Issues:
+    """Collects problems as column chunks (one DataFrame per check), concatenated once at the end."""
+
+    def __init__(self, file, config):
+        self.file = file
+        self.chunks = []
+        vcfg = (config or {}).get("validation", {}) or {}
+        self.severity = {str(k): str(v) for k, v in (vcfg.get("severity", {}) or {}).items()}
+
+    def severity_of(self, rule, default):
+        sev = self.severity.get(rule, default)
+        return sev if sev in ("error", "warning", "off") else default
+
+    def add(self, *, sheet, mask, table, rule, rule_zh, severity, field, value, message, fix):
+        """``mask`` selects rows of ``table`` (a _Table); value/message are scalars or aligned arrays."""
+        sev = self.severity_of(rule, severity)
+        if sev == "off":
+            return
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            return
+        pos = np.flatnonzero(mask)
+        k = len(pos)
+
+        def pick(x):
+            if isinstance(x, (pd.Series, np.ndarray, pd.api.extensions.ExtensionArray)):
+                arr = np.asarray(x, dtype=object)
+                return arr if len(arr) == k else arr[pos]
+            return np.full(k, x, dtype=object)
+
+        self.chunks.append(pd.DataFrame({
+            "file": self.file, "sheet": sheet, "row": table.rows[pos], "household_id": table.keys_text[pos],
+            "field": field, "rule": rule, "rule_zh": rule_zh, "severity": sev, "value": pick(value),
+            "message_zh": pick(message), "fix_zh": pick(fix), "_pos": pos,
+        }))
+
+    def add_file_level(self, *, sheet, rule, rule_zh, severity, field, message, fix, value=""):
+        sev = self.severity_of(rule, severity)
+        if sev == "off":
+            return
+        self.chunks.append(pd.DataFrame({
+            "file": [self.file], "sheet": [sheet], "row": [pd.NA], "household_id": [""], "field": [field],
+            "rule": [rule], "rule_zh": [rule_zh], "severity": [sev], "value": [value], "message_zh": [message],
+            "fix_zh": [fix], "_pos": [-1]}))
+
+    def frame(self) -> pd.DataFrame:
+        if not self.chunks:
+            out = pd.DataFrame({c: pd.Series(dtype=object) for c in ISSUE_COLUMNS + ["_pos"]})
+        else:
+            out = pd.concat(self.chunks, ignore_index=True)
+        out["row"] = pd.array(out["row"], dtype="Int64")
+        for c in ISSUE_COLUMNS:
+            if c != "row":
+                out[c] = out[c].astype(object).where(out[c].notna(), "").astype(str)
+        return out
+
+
+def _value_text(col: pd.Series | np.ndarray, pos=None) -> np.ndarray:
+    """Display text of values (numbers without a trailing .0, times to the minute, missing as （空）)."""
+    s = pd.Series(col) if not isinstance(col, pd.Series) else col
+    if pos is not None:
+        s = s.iloc[pos]
+    s = s.reset_index(drop=True)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        out = s.dt.strftime("%Y-%m-%d %H:%M").astype(object)
+    elif pd.api.types.is_bool_dtype(s.dtype):
+        out = s.astype(object)
+    elif pd.api.types.is_numeric_dtype(s.dtype):
+        f = s.astype("float64").round(2)
+        whole = (f == np.round(f)) & f.notna() & (f.abs() < 1e15)
+        out = f.astype(str).astype(object)
+        out[whole] = f[whole].astype("int64").astype(str)
+    else:
+        out = s.astype(object).map(lambda x: x if isinstance(x, str) else str(x), na_action="ignore")
+    out = out.where(pd.notna(s), _MISSING_TEXT)
+    return out.to_numpy(dtype=object)
+
+
+def _render(template: str, env, pos: np.ndarray) -> np.ndarray:
+    """Fill {name} placeholders of a message for the selected rows, column-wise."""
+    parts = re.split(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", template)
+    if len(parts) == 1:
+        return np.full(len(pos), template, dtype=object)
+    out = pd.Series([""] * len(pos), dtype=object)
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            if part:
+                out = out + part
+        else:
+            out = out + pd.Series(env.display(part, pos), dtype=object)
+    return out.to_numpy(dtype=object)
+
+
+# ================================================================================================ tables
+class _Table:
+    """One table (main or a repeat) being validated: raw input, typed columns, row numbers, keys."""
+
+    def __init__(self, name, frame: pd.DataFrame, variables: dict[str, Variable], key_col: str):
+        self.name = name
+        self.raw = frame.reset_index(drop=True)
+        self.n = len(self.raw)
+        self.variables = variables
+        self.key_col = key_col
+        if "_row" in self.raw.columns:
+            rows = pd.to_numeric(self.raw["_row"], errors="coerce")
+            fallback = np.arange(2, self.n + 2)
+            self.rows = np.where(rows.isna(), fallback, rows.fillna(0)).astype("int64")
+        else:
+            self.rows = np.arange(2, self.n + 2, dtype="int64")
+        self.typed: dict[str, pd.Series] = {}
+        self.missing: dict[str, np.ndarray] = {}
+        self.keys_text = np.full(self.n, "", dtype=object)
+
+    def set_keys(self):
+        if self.key_col in self.typed:
+            k = self.typed[self.key_col]
+            self.keys_text = k.astype(object).where(k.notna(), "").to_numpy(dtype=object)
+
+
+class _Env:
+    """Resolves ${name} for expressions over one table: its columns, calculations, aggregates, parameters and
+    (for a repeat) the parent household's values."""
+
+    def __init__(self, table: _Table, cb: Codebook, params: dict, calcs=None, aggs=None, parent=None,
+                 parent_key=None):
+        self.t = table
+        self.cb = cb
+        self.params = params
+        self.calcs = {c.name: c for c in (calcs or [])}
+        self.aggs = aggs or {}
+        self.parent = parent
+        self.parent_key = parent_key
+        self.cache: dict[str, Column] = {}
+
+    def known(self, name) -> bool:
+        return (name in self.t.typed or name in self.calcs or name in self.aggs or name in self.params
+                or (self.parent is not None and self.parent.known(name)))
+
+    def resolve(self, name) -> Column:
+        if name in self.cache:
+            return self.cache[name]
+        n = self.t.n
+        if name in self.t.typed:
+            v = self.t.variables.get(name)
+            col = from_series(self.t.typed[name].reset_index(drop=True), v.kind if v else None)
+        elif name in self.calcs:
+            col = evaluate(self.calcs[name].expr, self.resolve, n)
+        elif name in self.aggs:
+            col = Column("num", self.aggs[name])
+        elif name in self.params:
+            p = self.params[name]
+            if isinstance(p, np.ndarray):
+                col = Column("num", p)
+            elif isinstance(p, str):
+                col = Column("str", p)
+            else:
+                col = Column("num", float(p) if p is not None else np.nan)
+        elif self.parent is not None and self.parent.known(name):
+            col = self._lift(self.parent.resolve(name))
+        else:
+            col = Column("num", np.nan)   # an optional question the file does not have: all missing
+        if col.scalar and name not in self.params:
+            col = Column(col.kind, np.full(n, col.data, dtype=object if col.kind == "str" else None))
+        self.cache[name] = col
+        return col
+
+    def _lift(self, col: Column) -> Column:
+        """A parent-table value for each repeat row, matched on the parent key."""
+        p = self.parent.t
+        data = col.data if not col.scalar else np.full(p.n, col.data)
+        keys = p.keys_text
+        s = pd.Series(data, index=keys)
+        s = s[~s.index.duplicated(keep="first")]
+        child_keys = self.t.typed[self.parent_key].astype(object).where(self.t.typed[self.parent_key].notna(), "")
+        lifted = s.reindex(child_keys.to_numpy()).to_numpy()
+        if col.kind in ("num", "dt"):
+            lifted = lifted.astype("float64")
+        else:
+            lifted = lifted.astype(object)
+            lifted[pd.isna(lifted)] = None
+        return Column(col.kind, lifted)
+
+    def condition(self, text, dot=None) -> np.ndarray:
+        return truth(evaluate(parse(text), self.resolve, self.t.n, dot), self.t.n)
+
+    def display(self, name, pos) -> np.ndarray:
+        if name in self.t.typed:
+            return _value_text(self.t.typed[name], pos)
+        col = self.resolve(name)
+        data = col.data if not col.scalar else np.full(self.t.n, col.data)
+        sel = np.asarray(data)[pos]
+        if col.kind == "dt":
+            s = pd.Series(pd.to_datetime(sel.astype("float64") * 86400e9, errors="coerce"))
+            return _value_text(s)
+        if col.kind == "bool":
+            return np.where(sel.astype(bool), "是", "否").astype(object)
+        if col.kind == "num":
+            return _value_text(pd.Series(sel.astype("float64")))
+        return _value_text(pd.Series(sel, dtype=object))
+
+
+# ================================================================================================ parameters
+def _config_or_default(config):
+    if config is not None:
+        return config
+    try:
+        from sampling.workspace import default_config
+        return default_config()
+    except Exception:  # noqa: BLE001 - validation must still run without the shipped defaults
+        return {}
+
+
+def _parameters(config: dict, table: _Table) -> dict:
+    a = config.get("assessment", {}) or {}
+    year = a.get("year")
+    g = config.get("guarantees", {}) or {}
+    pl = config.get("poverty_line", {}) or {}
+    series = pl.get("series", "planning")
+    line = (pl.get(series, {}) or {}).get(str(year), (pl.get(series, {}) or {}).get(year)) if year else None
+    line_arr = np.full(table.n, np.nan if line is None else float(line))
+    overrides = pl.get("province_overrides", {}) or {}
+    if overrides and "province_code" in table.typed:
+        prov = table.typed["province_code"].astype(object)
+        ov = prov.map({str(k): float(v) for k, v in overrides.items()}).to_numpy(dtype="float64", na_value=np.nan)
+        line_arr = np.where(np.isnan(ov), line_arr, ov)
+    grades = [str(x).upper() for x in g.get("safe_house_grades", ["A", "B"])]
+    return {
+        "_year": float(year) if year is not None else np.nan,
+        "_line": line_arr,
+        "_size_basis": "resident" if pl.get("household_size") == "resident" else "registered",
+        "_school_age_min": float(g.get("school_age_min", 6)),
+        "_school_age_max": float(g.get("school_age_max", 15)),
+        "_water_litres_min": float(g.get("water_litres_dry", 20)),
+        "_water_round_trip_max": float(g.get("water_round_trip_minutes", 20)),
+        "_water_interrupt_max": float(g.get("water_interrupt_days_max", 36)),
+        "_safe_grade_C": 1.0 if "C" in grades else 0.0,
+        "_safe_grade_D": 1.0 if "D" in grades else 0.0,
+    }
+
+
+# ================================================================================================ checks
+def _choice_text(v: Variable, limit=12) -> str:
+    items = [f"{c} {lab}" if lab != c else c for c, lab in (v.choices or {}).items()]
+    text = "、".join(items[:limit])
+    return text + ("等" if len(items) > limit else "")
+
+
+def _type_fix(v: Variable) -> tuple[str, str]:
+    if v.type == "integer":
+        return f"“{v.label_zh}”应为整数", "填写整数（不带单位、小数点和文字）"
+    if v.type == "decimal":
+        return f"“{v.label_zh}”应为数字", "填写数字（不带单位和文字）"
+    if v.type in ("date", "datetime"):
+        return f"“{v.label_zh}”不是有效的{TYPE_ZH[v.type]}", "按 2019-05-01 10:30 的格式填写"
+    return f"“{v.label_zh}”类型不符", f"按{TYPE_ZH.get(v.type, v.type)}填写"
+
+
+def _check_table(tab: _Table, cb: Codebook, env: _Env, issues: _Issues, sheet: str, present_cols: set):
+    """Coerce every variable of the table, then type, choice, range, format, required, skip, constraint."""
+    bad_found = []
+    for name, v in tab.variables.items():
+        if name not in present_cols:
+            continue
+        raw = tab.raw[name]
+        typed, missing, bad, kind = coerce_column(raw, v)
+        tab.typed[name] = typed
+        tab.missing[name] = missing
+        if bad.any():
+            bad_found.append((name, v, raw, bad, kind))
+    tab.set_keys()
+    for name, v, raw, bad, kind in bad_found:
+        raw_text = _value_text(_clean_text(raw), np.flatnonzero(bad))
+        if kind == "choice":
+            msg = f"“{v.label_zh}”的值不在选项中（可选：{_choice_text(v)}）"
+            issues.add(sheet=sheet, mask=bad, table=tab, rule="choice", rule_zh=BUILTIN_RULES["choice"][0],
+                       severity=BUILTIN_RULES["choice"][1], field=name, value=raw_text, message=msg,
+                       fix=f"改为选项代码之一：{_choice_text(v)}")
+        else:
+            msg, fix = _type_fix(v)
+            issues.add(sheet=sheet, mask=bad, table=tab, rule="type", rule_zh=BUILTIN_RULES["type"][0],
+                       severity="error", field=name, value=raw_text, message=msg, fix=fix)
+    for name, v in tab.variables.items():
+        if name not in tab.typed:
+            continue
+        typed = tab.typed[name]
+        if v.type in ("integer", "decimal") and (v.min is not None or v.max is not None):
+            f = typed.to_numpy(dtype="float64", na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                out = np.zeros(tab.n, dtype=bool)
+                if v.min is not None:
+                    out |= f < v.min
+                if v.max is not None:
+                    out |= f > v.max
+            if out.any():
+                rng = v.range_text()
+                issues.add(sheet=sheet, mask=out, table=tab, rule="range", rule_zh=BUILTIN_RULES["range"][0],
+                           severity="error", field=name, value=_value_text(typed, np.flatnonzero(out)),
+                           message=f"“{v.label_zh}”超出取值范围 {rng}",
+                           fix=f"核对后填写 {rng} 之间的值")
+        if v.pattern and v.type in ("code", "text"):
+            present = typed.notna().to_numpy()
+            ok = typed.str.fullmatch(v.pattern).fillna(False).to_numpy(dtype=bool) if present.any() else present
+            badfmt = present & ~ok
+            if badfmt.any():
+                issues.add(sheet=sheet, mask=badfmt, table=tab, rule="format", rule_zh=BUILTIN_RULES["format"][0],
+                           severity="error", field=name, value=_value_text(typed, np.flatnonzero(badfmt)),
+                           message=f"“{v.label_zh}”格式不对",
+                           fix=f"按“{v.label_zh}”的规定位数填写，只用数字（可先把该列设为文本格式，保留开头的0）")
+    for name, v in tab.variables.items():
+        if name not in tab.typed:
+            continue
+        missing = tab.missing[name]
+        if v.relevant:
+            rel = env.condition(v.relevant)
+            refs = references(v.relevant)
+            known = np.ones(tab.n, dtype=bool)
+            for r in refs:
+                col = env.resolve(r)
+                if not col.scalar:
+                    known &= ~np.asarray(pd.isna(col.data) | (col.data == "") if col.kind == "str"
+                                         else np.isnan(col.data.astype("float64")), dtype=bool)
+            answered_not_asked = ~missing & ~rel & known
+            if answered_not_asked.any():
+                issues.add(sheet=sheet, mask=answered_not_asked, table=tab, rule="skip",
+                           rule_zh=BUILTIN_RULES["skip"][0], severity="warning", field=name,
+                           value=_value_text(tab.typed[name], np.flatnonzero(answered_not_asked)),
+                           message=f"按跳转条件（{v.relevant}）本户不应回答“{v.label_zh}”，却填了值",
+                           fix="核对跳转条件涉及的题目；如该题确实不适用，清空此值")
+        else:
+            rel = np.ones(tab.n, dtype=bool)
+        if v.required:
+            miss_req = missing & rel
+            if miss_req.any():
+                cond = f"（条件：{v.relevant}）" if v.relevant else ""
+                issues.add(sheet=sheet, mask=miss_req, table=tab, rule="required",
+                           rule_zh=BUILTIN_RULES["required"][0], severity="error", field=name, value=_MISSING_TEXT,
+                           message=f"必答题“{v.label_zh}”未填写{cond}", fix=f"补填“{v.label_zh}”")
+        if v.constraint:
+            dot = env.resolve(name)
+            ok = env.condition(v.constraint, dot=dot)
+            present = tab.typed[name].notna().to_numpy()
+            viol = present & ~ok
+            if viol.any():
+                issues.add(sheet=sheet, mask=viol, table=tab, rule="constraint",
+                           rule_zh=BUILTIN_RULES["constraint"][0], severity="error", field=name,
+                           value=_value_text(tab.typed[name], np.flatnonzero(viol)),
+                           message=v.constraint_message_zh or f"“{v.label_zh}”不满足约束条件 {v.constraint}",
+                           fix=f"核对“{v.label_zh}”" + (f"：{v.constraint_message_zh}" if v.constraint_message_zh
+                                                         else ""))
+    _check_id_numbers(tab, issues, sheet)
+
+
+def _check_id_numbers(tab: _Table, issues: _Issues, sheet: str):
+    names = [n for n in tab.typed if n == "id_number" or n.endswith("_id_number")]
+    if not names:
+        return
+    from sampling.idnumber import FIX_TEXT_ZH, PROBLEM_TEXT_ZH, id_number_problems
+    for name in names:
+        col = tab.typed[name]
+        problems = id_number_problems(col.reset_index(drop=True))
+        arr = problems.to_numpy(dtype=object)
+        for code in pd.unique(arr[pd.notna(arr)]):
+            if code == "missing":   # an empty ID is the required-item check's business
+                continue
+            mask = arr == code
+            label = tab.variables[name].label_zh
+            issues.add(sheet=sheet, mask=mask, table=tab, rule="id_number", rule_zh=BUILTIN_RULES["id_number"][0],
+                       severity="error", field=name, value=_value_text(col, np.flatnonzero(mask)),
+                       message=f"“{label}”：{PROBLEM_TEXT_ZH.get(code, code)}",
+                       fix=FIX_TEXT_ZH.get(code, "核对身份证号码"))
+
+
+def _check_rules(cb: Codebook, table_name: str, tab: _Table, env: _Env, issues: _Issues, sheet: str):
+    for r in cb.rules:
+        if r.table != table_name:
+            continue
+        # A rule about questions the file does not have cannot be judged: skip it rather than guess.
+        needed = references(r.when) - set(PARAMETERS)
+        if any(not env.known(nm) for nm in needed):
+            continue
+        mask = env.condition(r.when)
+        if not mask.any():
+            continue
+        pos = np.flatnonzero(mask)
+        value = _render(r.value_zh, env, pos) if r.value_zh else (
+            env.display(r.field, pos) if env.known(r.field) else "")
+        issues.add(sheet=sheet, mask=mask, table=tab, rule=r.id, rule_zh=r.rule_zh, severity=r.severity,
+                   field=r.field, value=value, message=_render(r.message_zh, env, pos),
+                   fix=_render(r.fix_zh, env, pos))
+
+
+def _first_rows(keys: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """For each row, the file row of the first row with the same key."""
+    first = pd.Series(rows).groupby(keys.to_numpy(), sort=False).transform("first")
+    return first.to_numpy()
+
+
+def _check_duplicates(tab: _Table, cols: list[str], issues: _Issues, sheet: str, rule: str, what: str, fix: str):
+    if any(c not in tab.typed for c in cols):
+        return
+    frame = pd.DataFrame({c: tab.typed[c].reset_index(drop=True) for c in cols})
+    complete = frame.notna().all(axis=1).to_numpy()
+    dup = frame.duplicated(keep="first").to_numpy() & complete
+    if not dup.any():
+        return
+    joined = frame.astype(str).agg("|".join, axis=1) if len(cols) > 1 else frame[cols[0]].astype(str)
+    first = _first_rows(joined, tab.rows)
+    pos = np.flatnonzero(dup)
+    msg = (pd.Series([f"{what}与第 "] * len(pos), dtype=object) + pd.Series(first[pos]).astype(str)
+           + " 行重复").to_numpy(dtype=object)
+    issues.add(sheet=sheet, mask=dup, table=tab, rule=rule, rule_zh=BUILTIN_RULES[rule][0],
+               severity=BUILTIN_RULES[rule][1], field=cols[-1], value=_value_text(tab.typed[cols[-1]], pos),
+               message=msg, fix=fix)
+
+
+def duplicate_issues(keys, existing_keys, file: str = "", *, rows=None, sheet: str = "main",
+                     what: str = "此户", config: dict | None = None) -> pd.DataFrame:
+    """Issues (ISSUE_COLUMNS) for keys of a new file already present in the store (``existing_keys``).
+
+    Severity is error by default: the household was imported before; the field team must say which record is
+    right (re-import the corrected file with the old one withdrawn, or drop the row)."""
+    keys = pd.Series(keys).reset_index(drop=True).astype(object)
+    existing = set(map(str, existing_keys))
+    hit = keys.notna().to_numpy() & keys.astype(str).isin(existing).to_numpy()
+    rows_arr = np.arange(2, len(keys) + 2) if rows is None else np.asarray(rows)
+    sev = ((config or {}).get("validation", {}) or {}).get("severity", {}).get("duplicate", "error")
+    if sev == "off" or not hit.any():
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ISSUE_COLUMNS}).astype({"row": "Int64"})
+    k = keys[hit].astype(str).to_numpy(dtype=object)
+    return pd.DataFrame({
+        "file": file, "sheet": sheet, "row": pd.array(rows_arr[hit], dtype="Int64"), "household_id": k,
+        "field": "household_id", "rule": "duplicate", "rule_zh": "与已导入的数据重复", "severity": sev, "value": k,
+        "message_zh": f"{what}已在以前导入的文件中出现过",
+        "fix_zh": "确认哪一份记录正确：如本文件是更正版，先撤回旧文件再导入；否则删除此行",
+    })
+
+
+# ================================================================================================ main entry
+def _structure(cb: Codebook, frame: pd.DataFrame, key_cols, what: str, file: str):
+    if not isinstance(frame, pd.DataFrame):
+        raise CodebookError(f"{what}: expected a table, got {type(frame).__name__}", file=file or None,
+                            fix="pass the questionnaire as a table (DataFrame)")
+    cols = [str(c).strip() for c in frame.columns]
+    if len(set(cols)) != len(cols):
+        dups = sorted({c for c in cols if cols.count(c) > 1})
+        raise CodebookError(f"{what}: the column names {', '.join(dups)} appear more than once", file=file or None,
+                            column=dups[0], fix="rename or delete the repeated columns, keeping one of each")
+    for k in key_cols:
+        if k not in cols:
+            raise CodebookError(f"this file does not look like the {cb.label_zh} ({cb.name}): column {k} is missing",
+                                file=file or None, column=k,
+                                fix=f"name the identifying column {k} (see `tpa codebook show {cb.name}`), or "
+                                    "import the file as the instrument it belongs to")
+
+
+def _normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy(deep=False)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.reset_index(drop=True)
+
+
+def _column_checks(cb, tab: _Table, issues: _Issues, sheet: str, label: str, rows_all_error: list):
+    cols = set(tab.raw.columns)
+    for name, v in tab.variables.items():
+        if name not in cols and v.required and not v.relevant:
+            issues.add_file_level(sheet=sheet, rule="missing_column", rule_zh=BUILTIN_RULES["missing_column"][0],
+                                  severity="error", field=name,
+                                  message=f"{label}缺少必答题“{v.label_zh}”（列名 {name}），本表所有行都不能使用",
+                                  fix=f"在文件中加上 {name} 列并填写后重新导入")
+            if issues.severity_of("missing_column", "error") == "error":
+                rows_all_error.append(sheet)
+    known = set(tab.variables) | {"_row"}
+    for c in tab.raw.columns:
+        if c not in known and not c.startswith("_") and c not in _PLATFORM_COLUMNS:
+            issues.add_file_level(sheet=sheet, rule="unknown_column", rule_zh=BUILTIN_RULES["unknown_column"][0],
+                                  severity="warning", field=c,
+                                  message=f"{label}有问卷中没有的列 {c}，未检查",
+                                  fix="如是拼写错误，按问卷的变量名改正列名（见 tpa codebook show）；否则可不理会")
+
+
+def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = None, *,
+             sample_ids: set | None = None, reserve_ids: set | None = None, config: dict | None = None,
+             file: str = "") -> ValidationResult:
+    """Check a questionnaire table (and its repeat groups) against a codebook. See the module docstring."""
+    cb = load_codebook(cb)
+    repeats = dict(repeats or {})
+    config = _config_or_default(config)
+    _structure(cb, main, [cb.key], "main table", file)
+    main = _normalise_columns(main)
+    issues = _Issues(file, config)
+    all_error_sheets: list[str] = []
+
+    tab = _Table("main", main, cb.variables, cb.key)
+    _column_checks(cb, tab, issues, "main", "主表", all_error_sheets)
+    # Parameters need typed province codes; coerce that one first.
+    if "province_code" in main.columns and "province_code" in cb.variables:
+        tab.typed["province_code"] = coerce_column(main["province_code"], cb.variables["province_code"])[0]
+    params = _parameters(config, tab)
+    tab.typed.pop("province_code", None)
+    env = _Env(tab, cb, params, calcs=cb.calculations, aggs={})
+    _check_table(tab, cb, env, issues, "main", set(main.columns))
+
+    rep_tabs: dict[str, tuple[_Table, _Env, RepeatGroup]] = {}
+    for gname, frame in repeats.items():
+        if gname not in cb.repeats or frame is None:
+            continue
+        g = cb.repeats[gname]
+        _structure(cb, frame, list(g.key[:1]), f"repeat group {gname}", file)
+        frame = _normalise_columns(frame)
+        rt = _Table(gname, frame, g.variables, g.key[0])
+        _column_checks(cb, rt, issues, gname, f"{g.label_zh}表", all_error_sheets)
+        renv = _Env(rt, cb, params, parent=env, parent_key=g.key[0])
+        _check_table(rt, cb, renv, issues, gname, set(frame.columns))
+        rep_tabs[gname] = (rt, renv, g)
+
+    # Roster aggregates for the household rules.
+    aggs = {}
+    for a in cb.aggregates:
+        if a.repeat not in rep_tabs:
+            continue
+        rt, renv, g = rep_tabs[a.repeat]
+        keys = pd.Series(rt.keys_text)
+        mask = renv.condition(a.where) if a.where else np.ones(rt.n, dtype=bool)
+        if a.fn == "count":
+            per = pd.Series(mask.astype("float64")).groupby(keys.to_numpy()).sum()
+            fill = 0.0
+        else:
+            vals = renv.resolve(a.of)
+            x = np.asarray(vals.data, dtype="float64").copy() if not vals.scalar else np.full(rt.n, np.nan)
+            x[~mask] = np.nan
+            grouped = pd.Series(x).groupby(keys.to_numpy())
+            per = grouped.sum(min_count=0) if a.fn == "sum" else getattr(grouped, a.fn)()
+            fill = 0.0 if a.fn == "sum" else np.nan
+        aggs[a.name] = pd.Series(tab.keys_text).map(per).fillna(fill).to_numpy(dtype="float64")
+    env.aggs = aggs
+    env.cache = {k: v for k, v in env.cache.items() if k not in aggs}
+
+    _check_rules(cb, "main", tab, env, issues, "main")
+    for gname, (rt, renv, g) in rep_tabs.items():
+        _check_rules(cb, gname, rt, renv, issues, gname)
+
+    # Duplicates, orphans, linkage.
+    _check_duplicates(tab, [cb.key], issues, "main", "duplicate", "此户（户编码相同）" if cb.key == "household_id"
+                      else "此村（村代码相同）", "同一户（村）只保留一行：删除重复的行，或改正录错的编码")
+    if "head_id_number" in tab.typed and cb.key in tab.typed:
+        key_dup = tab.typed[cb.key].duplicated(keep="first").to_numpy()
+        hid = tab.typed["head_id_number"].reset_index(drop=True)
+        valid = hid.notna().to_numpy() & ~key_dup
+        dup = np.zeros(tab.n, dtype=bool)
+        dup[valid] = hid[valid].duplicated(keep="first").to_numpy()
+        if dup.any():
+            first = _first_rows(hid.where(valid, None).astype(str), tab.rows)
+            pos = np.flatnonzero(dup)
+            msg = (pd.Series(["户主身份证号码与第 "] * len(pos), dtype=object) + pd.Series(first[pos]).astype(str)
+                   + " 行（另一户）相同，可能同一户录了两次").to_numpy(dtype=object)
+            issues.add(sheet="main", mask=dup, table=tab, rule="duplicate_head_id",
+                       rule_zh=BUILTIN_RULES["duplicate_head_id"][0], severity="warning", field="head_id_number",
+                       value=_value_text(hid, pos), message=msg, fix="核对两户是否为同一户；如是，删除一行")
+    main_keys = set(tab.keys_text[tab.keys_text != ""])
+    for gname, (rt, renv, g) in rep_tabs.items():
+        _check_duplicates(rt, list(g.key), issues, gname, "duplicate_member", "此成员（户编码和成员序号相同）",
+                          "删除重复的成员行，或改正成员序号")
+        if "id_number" in rt.typed:
+            _check_duplicates(rt, ["id_number"], issues, gname, "duplicate_person", "此身份证号码",
+                              "核对身份证号码：同一人只能在一户中登记一次")
+        parent = g.key[0]
+        if parent in rt.typed:
+            orphan = (rt.keys_text != "") & ~pd.Series(rt.keys_text).isin(main_keys).to_numpy()
+            issues.add(sheet=gname, mask=orphan, table=rt, rule="orphan_member",
+                       rule_zh=BUILTIN_RULES["orphan_member"][0], severity="error", field=parent,
+                       value=_value_text(rt.typed[parent], np.flatnonzero(orphan)),
+                       message=f"{g.label_zh}中的这一行所属的户不在主表中",
+                       fix="核对户编码；或把该户的主表记录一起导入")
+        if "person_id" in rt.typed and len(g.key) > 1 and g.key[1] in rt.typed:
+            no = rt.typed[g.key[1]]
+            expect = pd.Series(rt.keys_text) + no.astype("Int64").astype(str).str.zfill(2).reset_index(drop=True)
+            pid = rt.typed["person_id"].reset_index(drop=True)
+            wrong = (pid.notna() & no.notna().reset_index(drop=True) & (pid != expect)).to_numpy(dtype=bool)
+            issues.add(sheet=gname, mask=wrong, table=rt, rule="person_id", rule_zh=BUILTIN_RULES["person_id"][0],
+                       severity="error", field="person_id", value=_value_text(pid, np.flatnonzero(wrong)),
+                       message="人编码应为户编码加两位成员序号", fix="改正人编码（户编码 + 两位成员序号，如 01）")
+    if sample_ids is not None:
+        allowed = set(map(str, sample_ids)) | set(map(str, reserve_ids or ()))
+        outside = (tab.keys_text != "") & ~pd.Series(tab.keys_text).isin(allowed).to_numpy()
+        what = "此户" if cb.key == "household_id" else "此村"
+        issues.add(sheet="main", mask=outside, table=tab, rule="not_in_sample",
+                   rule_zh=BUILTIN_RULES["not_in_sample"][0], severity="error", field=cb.key,
+                   value=_value_text(pd.Series(tab.keys_text), np.flatnonzero(outside)),
+                   message=f"{what}不在本次抽中的样本中，也不在备选（替补）名单中",
+                   fix="核对编码是否录错；如确为替换入户，先在抽样记录中登记替补户后再导入")
+
+    frame = issues.frame()
+    # Rows and keys that go to quarantine.
+    errors = frame[frame["severity"] == "error"]
+    error_keys = set(errors["household_id"][errors["household_id"] != ""])
+    main_err = np.zeros(tab.n, dtype=bool)
+    pos_main = errors.loc[(errors["sheet"] == "main") & (errors["_pos"] >= 0), "_pos"].to_numpy(dtype="int64")
+    main_err[pos_main] = True
+    if "main" in all_error_sheets:
+        main_err[:] = True
+    rep_err = {}
+    for gname, (rt, renv, g) in rep_tabs.items():
+        m = np.zeros(rt.n, dtype=bool)
+        p = errors.loc[(errors["sheet"] == gname) & (errors["_pos"] >= 0), "_pos"].to_numpy(dtype="int64")
+        m[p] = True
+        if gname in all_error_sheets:
+            m[:] = True
+        rep_err[gname] = m
+    # A household with an error in its roster is quarantined whole, and its roster with it.
+    error_keys |= {k for gname, (rt, _, _) in rep_tabs.items() for k in rt.keys_text[rep_err[gname]] if k}
+    if all_error_sheets:
+        error_keys |= set(tab.keys_text[tab.keys_text != ""])
+    main_err |= pd.Series(tab.keys_text).isin(error_keys).to_numpy()
+    for gname, (rt, _, _) in rep_tabs.items():
+        rep_err[gname] |= pd.Series(rt.keys_text).isin(error_keys).to_numpy()
+
+    typed_main = _typed_frame(tab)
+    typed_reps = {g: _typed_frame(rt) for g, (rt, _, _) in rep_tabs.items()}
+    for gname, frame_in in repeats.items():   # repeat tables the codebook does not know are passed through
+        if gname not in typed_reps and frame_in is not None:
+            typed_reps[gname] = frame_in
+    frame = frame.sort_values(["sheet", "row"], key=lambda s: s.map({"main": ""}).fillna(s) if s.name == "sheet"
+                              else s, kind="stable", na_position="first").drop(columns="_pos").reset_index(drop=True)
+    return ValidationResult(main=typed_main, repeats=typed_reps, issues=frame[ISSUE_COLUMNS], error_keys=error_keys,
+                            main_errors=pd.Series(main_err, index=typed_main.index, name="error"),
+                            repeat_errors={g: pd.Series(m, index=typed_reps[g].index, name="error")
+                                           for g, m in rep_err.items()},
+                            codebook=cb, file=file)
+
+
+def _typed_frame(tab: _Table) -> pd.DataFrame:
+    """The input with codebook columns replaced by their typed values (other columns kept as read)."""
+    out = tab.raw.copy(deep=False)
+    for name, col in tab.typed.items():
+        out[name] = col.reset_index(drop=True)
+    if "_row" not in out.columns:
+        out["_row"] = tab.rows
+    return out
