@@ -96,98 +96,172 @@ def select_systematic(N, n, seed=None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------------
-# πps designs on given inclusion probabilities (one group)
+# πps designs on given inclusion probabilities, vectorised over contiguous groups
+#
+# The kernels below take the drawable units only (0 < π < 1 − tolerance), sorted so that each group is one
+# contiguous run in the units' given order: ``p`` their π, ``gc`` their group code (non-decreasing), ``m`` the
+# number of units to draw in each group (Σπ of the run, an integer). They return a boolean mask over ``p``.
 # --------------------------------------------------------------------------------------------------------
 
-def _systematic_from_pi(pik: np.ndarray, u: float) -> np.ndarray:
-    """R ``UPsystematic`` on π (in the given order) with random start u: boolean selection mask."""
-    certain = pik >= 1 - CERTAINTY_TOLERANCE
-    mask = certain.copy()
-    draw = (~certain) & (pik > 0)
-    p = pik[draw]
-    m = int(round(p.sum()))
-    if m == 0:
-        return mask
-    c = np.empty(p.size + 1)
-    c[0] = 0.0
-    np.cumsum(p, out=c[1:])
-    c[1:] *= m / c[-1]
-    c[-1] = m                                              # exactly m crossings, see _systematic_mask
-    mask[draw] = _systematic_mask(c, u)
-    return mask
+class _Runs:
+    """Where each group's run of units starts and ends in the sorted arrays."""
+
+    def __init__(self, gc: np.ndarray, G: int):
+        self.G = G
+        self.count = np.bincount(gc, minlength=G)
+        self.end = np.cumsum(self.count)                    # one past the last unit
+        self.start = self.end - self.count
+        self.nonempty = self.count > 0
 
 
-def _systematic_mask(c: np.ndarray, u: float) -> np.ndarray:
-    """Units whose cumulative interval (c[k], c[k+1]] holds a point u + integer (R: the fractional part of
-    c − u drops). With c[0] = 0 and c[-1] = m exactly the telescoping count is exactly m."""
-    f = np.floor(c - u)
-    return f[1:] > f[:-1]
+def _systematic_kernel(p, gc, runs: _Runs, m, rng) -> np.ndarray:
+    """R ``UPsystematic`` in each group: points u_g, u_g + 1, …, u_g + m_g − 1 on the cumulated π of the run."""
+    u = rng.random(runs.G)
+    ne = runs.nonempty
+    last = runs.end[ne] - 1
+    first = runs.start[ne]
+    # Per-group cumulative π from one global cumsum; each group is then re-anchored to start at exactly 0 and
+    # end at exactly its integer m_g, so the floor-crossing count below is exactly m_g in every group.
+    csum = np.cumsum(p)
+    base = np.zeros(runs.G)
+    base[ne] = csum[first] - p[first]
+    total = np.zeros(runs.G)
+    total[ne] = csum[last] - base[ne]
+    scale = np.divide(m, total, out=np.zeros(runs.G), where=total > 0)
+    # gc is sorted, so repeating per-group values equals indexing by gc, and is cheaper.
+    local = csum - np.repeat(base, runs.count)
+    local *= np.repeat(scale, runs.count)
+    local[last] = m[ne]
+    # Unit k of group g is taken when ⌊c_k − u_g⌋ > ⌊c_{k−1} − u_g⌋ (R: the fractional part of the cumulated π
+    # minus the start drops), with c = 0 before a group's first unit.
+    local -= np.repeat(u, runs.count)
+    f = np.floor(local, out=local)
+    taken = np.empty(f.size, dtype=bool)
+    taken[1:] = f[1:] > f[:-1]
+    taken[first] = f[first] > np.floor(-u[ne])
+    return taken
 
 
-def _brewer_from_pi(pik: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """R ``UPbrewer``: n draw-by-draw steps, step i picking unit j with probability ∝
-    (1 − s_j)·π_j·((n − a) − π_j) / ((n − a) − π_j·(n − i + 1)), a = Σ π of the units already taken."""
-    certain = pik >= 1 - CERTAINTY_TOLERANCE
-    mask = certain.copy()
-    draw_idx = np.flatnonzero((~certain) & (pik > 0))
-    p = pik[draw_idx]
-    n = int(round(p.sum()))
-    if n == 0:
-        return mask
+def _normalised_cumsum(w, gc, runs: _Runs):
+    """Cumulated w/Σ_g w within each run, laid end to end: run g spans (g', g' + 1] where g' counts the
+    non-empty runs before it. Keeping every run's total at 1 keeps the precision of a choice within a run at
+    ~G·1e-16 whatever the weights' scale."""
+    totals = np.bincount(gc, weights=w, minlength=runs.G)
+    c = np.cumsum(w / np.repeat(np.where(totals > 0, totals, 1.0), runs.count))
+    before = np.zeros(runs.G)
+    ne = runs.nonempty
+    before[ne] = c[runs.start[ne]] - (w[runs.start[ne]] / np.where(totals > 0, totals, 1.0)[ne])
+    return c, before, totals
+
+
+def _choose(c, before, w, runs: _Runs, groups, uniforms) -> np.ndarray:
+    """One unit per entry of ``groups`` with probability ∝ w within that group's run (inverse cdf on the
+    run's normalised cumsum). Never returns a zero-weight unit: a target at the run's top edge (rounding)
+    falls back to the run's last positive-weight unit."""
+    j = np.searchsorted(c, before[groups] + uniforms, side="right")
+    j = np.clip(j, runs.start[groups], runs.end[groups] - 1)
+    bad = w[j] <= 0
+    if bad.any():                                           # pragma: no cover - rounding edge only
+        positive_pos = np.where(w > 0, np.arange(w.size), -1)
+        last_positive = np.maximum.accumulate(positive_pos)
+        j[bad] = last_positive[runs.end[groups[bad]] - 1]
+    return j
+
+
+def _brewer_kernel(p, gc, runs: _Runs, m, rng) -> np.ndarray:
+    """R ``UPbrewer`` in each group: m_g draw-by-draw steps; step i takes unit j with probability ∝
+    (1 − s_j)·π_j·((m − a) − π_j) / ((m − a) − π_j·(m − i + 1)), a = Σπ of the units already taken.
+    Step i runs for all groups with m_g ≥ i at once."""
     taken = np.zeros(p.size, dtype=bool)
-    a = 0.0
-    for i in range(1, n + 1):
-        rest = n - a
-        w = np.where(taken, 0.0, p * (rest - p) / (rest - p * (n - i + 1)))
-        w = np.clip(w, 0.0, None)                          # rounding can leave −0 on exhausted units
-        cw = np.cumsum(w)
-        j = int(np.searchsorted(cw, rng.random() * cw[-1], side="right"))
-        j = min(j, p.size - 1)
-        while taken[j] or w[j] <= 0:                       # pragma: no cover - only at a rounding edge
-            j = (j + 1) % p.size
+    a = np.zeros(runs.G)
+    mi = m.astype(np.int64)
+    for i in range(1, int(mi.max(initial=0)) + 1):
+        active = np.flatnonzero(mi >= i)
+        rest = np.repeat(m - a, runs.count)
+        left = np.repeat(m - i + 1, runs.count)
+        live = ~taken & np.repeat(mi >= i, runs.count)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(live, p * (rest - p) / (rest - p * left), 0.0)
+        w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
+        c, before, totals = _normalised_cumsum(w, gc, runs)
+        stuck = totals[active] <= 0
+        if stuck.any():                                     # pragma: no cover - degenerate rounding only
+            w = np.where(live, p, 0.0)
+            c, before, totals = _normalised_cumsum(w, gc, runs)
+        j = _choose(c, before, w, runs, active, rng.random(active.size))
         taken[j] = True
-        a += p[j]
-    mask[draw_idx[taken]] = True
-    return mask
+        a[active] += p[j]
+    return taken
 
 
-def _sampford_from_pi(pik: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """R ``UPsampford`` (Sampford 1967, rejective): one unit drawn with probability π/n, n − 1 more with
-    replacement with probability ∝ π/(1 − π); accepted when all n are distinct. Trials run in vectorised
-    batches; certainty units are removed first, which is what keeps the acceptance rate workable."""
-    certain = pik >= 1 - CERTAINTY_TOLERANCE
-    mask = certain.copy()
-    draw_idx = np.flatnonzero((~certain) & (pik > 0))
-    p = pik[draw_idx]
-    n = int(round(p.sum()))
-    if n == 0:
-        return mask
-    if n == p.size:                                        # pragma: no cover - Σπ = N forces π = 1
-        mask[draw_idx] = True
-        return mask
-    first_p = np.cumsum(p / p.sum())
+def _sampford_kernel(p, gc, runs: _Runs, m, rng) -> np.ndarray:
+    """R ``UPsampford`` (Sampford 1967, rejective) in each group: one unit with probability π/m, m − 1 more
+    with replacement with probability ∝ π/(1 − π); the trial is accepted when all m are distinct. Trials run
+    in batches for all unfinished groups at once; certainty units were removed before, which is what keeps
+    the acceptance rate workable (R's UPsampford leaves them out of the draw the same way)."""
+    taken = np.zeros(p.size, dtype=bool)
+    mi = m.astype(np.int64)
+    c1, b1, _ = _normalised_cumsum(p, gc, runs)
     odds = p / (1 - p)
-    rest_p = np.cumsum(odds / odds.sum())
-    first_p[-1] = rest_p[-1] = 1.0
-    trials = 0
-    while trials < _SAMPFORD_MAX_TRIALS:
-        b = _SAMPFORD_BATCH
-        first = np.searchsorted(first_p, rng.random(b), side="right")
-        rest = np.searchsorted(rest_p, rng.random((b, n - 1)), side="right")
-        s = np.sort(np.column_stack([first, rest]), axis=1)
-        ok = np.all(s[:, 1:] != s[:, :-1], axis=1) if n > 1 else np.ones(b, dtype=bool)
-        hit = np.flatnonzero(ok)
-        if hit.size:
-            mask[draw_idx[s[hit[0]]]] = True
-            return mask
-        trials += b
-    raise SamplingError(
-        f"argument 'method': Sampford's rejective draw found no sample of {n} distinct units in "
-        f"{_SAMPFORD_MAX_TRIALS} trials (inclusion probabilities too close to 1)", code="sampford_rejected",
-        fix="use method='brewer', which gives the same inclusion probabilities without rejection")
+    c2, b2, _ = _normalised_cumsum(odds, gc, runs)
+    pending = np.flatnonzero(mi > 0)
+    trials = np.zeros(runs.G, dtype=np.int64)
+    batch = 4
+    while pending.size:
+        over = trials[pending] >= _SAMPFORD_MAX_TRIALS
+        if over.any():
+            g = int(pending[np.flatnonzero(over)[0]])
+            raise SamplingError(
+                f"argument 'method': Sampford's rejective draw found no sample of {int(mi[g])} distinct units "
+                f"in {_SAMPFORD_MAX_TRIALS} trials (inclusion probabilities too close to 1)",
+                code="sampford_rejected",
+                fix="use method='brewer', which gives the same inclusion probabilities without rejection")
+        b = int(min(batch, _SAMPFORD_BATCH, _SAMPFORD_MAX_TRIALS))
+        # Rows = (group, trial); row r draws m_g units: its first by π, the others by the odds.
+        row_group = np.repeat(pending, b)
+        row_m = mi[row_group]
+        first = _choose(c1, b1, p, runs, row_group, rng.random(row_group.size))
+        extra_group = np.repeat(row_group, row_m - 1)
+        extra = _choose(c2, b2, odds, runs, extra_group, rng.random(extra_group.size))
+        row_of_extra = np.repeat(np.arange(row_group.size), row_m - 1)
+        rows = np.concatenate([np.arange(row_group.size), row_of_extra])
+        units = np.concatenate([first, extra])
+        key = np.sort(rows.astype(np.int64) * p.size + units)
+        dup_rows = np.unique(key[1:][key[1:] == key[:-1]] // p.size)
+        ok = np.ones(row_group.size, dtype=bool)
+        ok[dup_rows] = False
+        # The first accepted trial of each group is its sample.
+        ok2 = ok.reshape(pending.size, b)
+        accepted = ok2.any(axis=1)
+        first_ok = np.argmax(ok2, axis=1)
+        chosen_rows = (np.arange(pending.size) * b + first_ok)[accepted]
+        in_chosen = np.zeros(row_group.size, dtype=bool)
+        in_chosen[chosen_rows] = True
+        taken[units[in_chosen[rows]]] = True
+        trials[pending] += b
+        pending = pending[~accepted]
+        batch *= 2
+    return taken
 
 
-_DRAWERS = {"brewer": _brewer_from_pi, "sampford": _sampford_from_pi}
+_KERNELS = {"systematic": _systematic_kernel, "brewer": _brewer_kernel, "sampford": _sampford_kernel}
+
+
+def _draw(pi: np.ndarray, codes: np.ndarray, G: int, n_g: np.ndarray, method: str, rng) -> np.ndarray:
+    """Positions selected by ``method`` within each group, given π (Σπ = n_g in each group)."""
+    certain = pi >= 1 - CERTAINTY_TOLERANCE
+    draw = (~certain) & (pi > 0)
+    order = _group_order(codes, G)
+    if order is None and draw.all():                        # grouped input, no certainty unit: no gathering
+        idx, gc, p = None, codes, pi
+    else:
+        idx = np.flatnonzero(draw) if order is None else order[draw[order]]
+        gc, p = codes[idx], pi[idx]                         # groups contiguous, given order kept inside
+    m = (n_g - np.bincount(codes[certain], minlength=G)).astype(float)
+    taken = _KERNELS[method](p, gc, _Runs(gc, G), m, rng)
+    mask = certain.copy()
+    mask[taken if idx is None else idx[taken]] = True
+    return np.flatnonzero(mask).astype(np.int64)
 
 
 def select_pps(sizes, n, method: str = "systematic", seed=None) -> np.ndarray:
@@ -200,11 +274,7 @@ def select_pps(sizes, n, method: str = "systematic", seed=None) -> np.ndarray:
     method = _check_method(method)
     pik = inclusion_probabilities(sizes, n)
     rng = _rng(seed)
-    if method == "systematic":
-        mask = _systematic_from_pi(pik, rng.random())
-    else:
-        mask = _DRAWERS[method](pik, rng)
-    return np.flatnonzero(mask).astype(np.int64)
+    return _draw(pik, np.zeros(pik.size, dtype=np.intp), 1, np.array([int(n)]), method, rng)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -284,8 +354,9 @@ def select_pps_grouped(groups, sizes, n, method: str = "systematic", seed=None):
     and the draw follows ``method`` in the units' given order. ``positions`` are sorted 0-based positions into
     the input; ``pi`` is the inclusion probability of every input unit (full length).
 
-    Systematic PPS is vectorised over groups: one start u_g per group (drawn in the order of the sorted group
-    labels) and one cumulative sum over all units. Brewer and Sampford loop over groups.
+    All three methods are vectorised over groups. Systematic: one start u_g per group (drawn in the order of
+    the sorted group labels) and one cumulative sum over all units. Brewer: step i for every group at once.
+    Sampford: batches of trials for every group not yet accepted.
     """
     method = _check_method(method)
     a = _as_sizes(sizes)
@@ -302,51 +373,7 @@ def select_pps_grouped(groups, sizes, n, method: str = "systematic", seed=None):
             fix="reduce that group's n, or take the group whole (take-all stratum)")
     rng = _rng(seed)
     pi = grouped_inclusion_probabilities(codes, a, n_g)
-    if method != "systematic":
-        mask = np.zeros(a.size, dtype=bool)
-        order = _group_order(codes, G)
-        order = np.arange(codes.size) if order is None else order
-        bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=G))))
-        for g in range(G):
-            idx = order[bounds[g]:bounds[g + 1]]
-            mask[idx] = _DRAWERS[method](pi[idx], rng)
-        return np.flatnonzero(mask).astype(np.int64), pi
-    u = rng.random(G)
-    certain = pi >= 1 - CERTAINTY_TOLERANCE
-    draw = (~certain) & live
-    order = _group_order(codes, G)
-    if order is None and draw.all():                        # grouped frame, no certainty unit: no gathering
-        idx, gc, p = None, codes, pi
-    else:
-        idx = np.flatnonzero(draw) if order is None else order[draw[order]]
-        gc, p = codes[idx], pi[idx]                         # groups contiguous, given order kept inside
-    # Per-group cumulative π from one global cumsum; each group is then re-anchored to start at exactly 0 and
-    # end at exactly its integer m_g, so the floor-crossing count below is exactly m_g in every group.
-    per_group = np.bincount(gc, minlength=G)
-    nonempty = per_group > 0
-    last = np.cumsum(per_group)[nonempty] - 1
-    first = last - per_group[nonempty] + 1
-    m_g = (n_g - np.bincount(codes[certain], minlength=G)).astype(float)
-    csum = np.cumsum(p)
-    base = np.zeros(G)
-    base[nonempty] = csum[first] - p[first]
-    group_total = np.zeros(G)
-    group_total[nonempty] = csum[last] - base[nonempty]
-    scale = np.divide(m_g, group_total, out=np.zeros(G), where=group_total > 0)
-    # gc is sorted, so repeating per-group values is the same as indexing by gc, and cheaper.
-    local = csum - np.repeat(base, per_group)
-    local *= np.repeat(scale, per_group)
-    local[last] = m_g[nonempty]
-    # Unit k of group g is taken when ⌊c_k − u_g⌋ > ⌊c_{k−1} − u_g⌋ (R: the fractional part of the cumulated π
-    # minus the start drops), with c = 0 before a group's first unit.
-    local -= np.repeat(u, per_group)
-    f = np.floor(local, out=local)
-    taken = np.empty(f.size, dtype=bool)
-    taken[1:] = f[1:] > f[:-1]
-    taken[first] = f[first] > np.floor(-u[nonempty])
-    mask = certain.copy()
-    mask[taken if idx is None else idx[taken]] = True
-    return np.flatnonzero(mask).astype(np.int64), pi
+    return _draw(pi, codes, G, n_g, method, rng), pi
 
 
 def _group_order(codes: np.ndarray, G: int) -> np.ndarray:

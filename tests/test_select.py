@@ -27,16 +27,32 @@ def assert_frequencies(freq, pi, draws, what="unit"):
 
 
 def draw_many(sizes, n, method, draws, seed):
-    """Draw `draws` samples; check each one's shape; return unit counts and pair counts."""
-    rng = np.random.default_rng(seed)
-    N = len(sizes)
-    hits = np.zeros((draws, N), dtype=bool)
-    for r in range(draws):
-        s = select_pps(sizes, n, method, seed=rng)
-        assert s.size == n and np.all(np.diff(s) > 0) and s.dtype.kind == "i"
-        hits[r, s] = True
-    h = hits.astype(float)
-    return h.sum(0), h.T @ h
+    """`draws` independent samples of one design in one call: `draws` copies of the same unit list as groups
+    (each group gets its own random start / uniforms / trials). Checks each sample's size and distinctness;
+    returns unit counts and pair counts."""
+    sizes = np.asarray(sizes, float)
+    N = sizes.size
+    groups = np.repeat(np.arange(draws), N)
+    pos, _ = select_pps_grouped(groups, np.tile(sizes, draws), n, method, seed=seed)
+    assert np.all(np.diff(pos) > 0) and pos.dtype.kind == "i"
+    assert np.all(np.bincount(groups[pos], minlength=draws) == n)
+    hits = np.zeros((draws, N))
+    hits[groups[pos], pos % N] = 1
+    return hits.sum(0), hits.T @ hits
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", ["lognormal", "certainty", "households"])
+def test_select_pps_is_the_grouped_draw_with_one_group(method, name):
+    # select_pps and select_pps_grouped share one kernel; the statistical tests below use the grouped form
+    # to get thousands of independent draws in one call.
+    case = CASES[name]
+    for seed in range(3):
+        s = select_pps(case["sizes"], case["n"], method, seed=seed)
+        g, _ = select_pps_grouped(np.zeros(len(case["sizes"])), case["sizes"], case["n"], method, seed=seed)
+        np.testing.assert_array_equal(s, g)
+        assert s.size == case["n"] and np.unique(s).size == s.size
+        assert np.all(np.isin(np.flatnonzero(np.array(case["pik"]) == 1), s))
 
 
 @pytest.mark.r
@@ -160,7 +176,7 @@ def test_grouped_error_names_the_group():
 # ---------------------------------------------------------------------------------------------- SRS, systematic
 
 def test_srs_and_systematic_equal_probability():
-    N, n, draws = 23, 5, 4000
+    N, n, draws = 23, 5, 2000
     rng = np.random.default_rng(16)
     for fn in (select_srs, select_systematic):
         counts = np.zeros(N)
