@@ -72,46 +72,57 @@ def _flag(df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     return v == 1, ~np.isnan(v)
 
 
-def _fmt(values, spec: str = "%.2f") -> np.ndarray:
-    """JSON number literals (``null`` for NaN), vectorised."""
-    a = np.asarray(values, dtype=float)
-    out = np.char.mod(spec, np.where(np.isnan(a), 0.0, a)).astype(object)
-    out[np.isnan(a)] = "null"
-    return out
+class _F:
+    """A per-household value formatted lazily, only for the households a reason applies to.
 
+    kind: "num" JSON number (null for NaN), "zh" number for a message (缺失 for NaN), "line" a line in whole
+    yuan when whole, "json" a JSON string literal, "text" the value as text."""
 
-def _fmt_zh(values, spec: str = "%.2f") -> np.ndarray:
-    a = np.asarray(values, dtype=float)
-    out = np.char.mod(spec, np.where(np.isnan(a), 0.0, a)).astype(object)
-    out[np.isnan(a)] = "缺失"
-    return out
+    def __init__(self, values, kind: str = "num", spec: str = "%.2f"):
+        self.values = np.asarray(values, dtype=object if kind in ("json", "text") else float)
+        self.kind, self.spec = kind, spec
 
-
-def _line_text(values) -> np.ndarray:
-    """Lines for messages: whole yuan without decimals, otherwise 2 decimals; 缺失 for NaN."""
-    a = pd.Series(np.asarray(values, dtype=float))
-    uniq = {v: (f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}") for v in a.dropna().unique()}
-    return a.map(uniq).fillna("缺失").to_numpy(dtype=object)
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        v = self.values[idx]
+        if self.kind in ("json", "text"):
+            ser = pd.Series(v, dtype=object)
+            ok = ser.map(lambda x: isinstance(x, str), na_action="ignore").fillna(False).astype(bool)
+            uniq = pd.unique(ser[ok])
+            table = {u: (json.dumps(u, ensure_ascii=False) if self.kind == "json" else u) for u in uniq}
+            return ser.map(table).where(ok, "null" if self.kind == "json" else "").to_numpy(dtype=object)
+        nan = np.isnan(v)
+        if self.kind == "line":
+            uniq = np.unique(v[~nan])
+            table = {u: (f"{u:.0f}" if float(u).is_integer() else f"{u:.2f}") for u in uniq}
+            out = pd.Series(v).map(table).to_numpy(dtype=object)
+        else:
+            out = np.char.mod(self.spec, np.where(nan, 0.0, v)).astype(object)
+        out[nan] = "null" if self.kind == "num" else "缺失"
+        return out
 
 
 class _Reasons:
-    """Accumulates one JSON list of reasons per household with whole-array string operations."""
+    """Accumulates one JSON list of reasons per household; values are formatted only where a reason applies."""
 
     def __init__(self, n: int):
         self.n = n
         self.acc = np.full(n, "", dtype=object)
 
-    def add(self, mask, test: str, value, threshold, message):
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
+    @staticmethod
+    def _part(x, idx):
+        return x.take(idx) if isinstance(x, _F) else x
+
+    def add(self, mask, test: str, value, threshold, *message):
+        idx = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if not len(idx):
             return
-        value = np.broadcast_to(np.asarray(value, dtype=object), (self.n,))
-        threshold = np.broadcast_to(np.asarray(threshold, dtype=object), (self.n,))
-        message = np.broadcast_to(np.asarray(message, dtype=object), (self.n,))
-        frag = ('{"test": "' + test + '", "value": ') + value[mask] + ', "threshold": ' + threshold[mask] \
-            + ', "message_zh": "' + message[mask] + '"}'
-        sep = np.where(self.acc[mask] == "", "", ", ").astype(object)
-        self.acc[mask] = self.acc[mask] + sep + frag
+        msg = ""
+        for part in message:
+            msg = msg + self._part(part, idx)
+        frag = ('{"test": "' + test + '", "value": ') + self._part(value, idx) + ', "threshold": ' \
+            + self._part(threshold, idx) + ', "message_zh": "' + msg + '"}'
+        cur = self.acc[idx]
+        self.acc[idx] = cur + np.where(cur == "", "", ", ").astype(object) + frag
 
     def result(self) -> np.ndarray:
         return "[" + self.acc + "]"
@@ -122,13 +133,6 @@ def _require(df: pd.DataFrame, cols, what: str):
     if missing:
         raise ScoringError(f"the {what} table lacks the column(s) {', '.join(missing)}", column=missing[0],
                            fix="import questionnaires whose codebook has these variables (docs/CONTRACTS.md)")
-
-
-def _json_str(values) -> np.ndarray:
-    """Strings as JSON string literals (escaped), mapped over the unique values."""
-    s = pd.Series(values, dtype=object)
-    uniq = {v: json.dumps(v, ensure_ascii=False) for v in pd.unique(s) if isinstance(v, str)}
-    return s.map(lambda v: uniq.get(v, "null")).to_numpy(dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -325,23 +329,23 @@ def score_households(households: pd.DataFrame, persons: pd.DataFrame | None, rul
 
     # ---- reasons
     R = _Reasons(n)
-    pci_s, line_s = _fmt_zh(pci), _line_text(line)
+    PCI, LINE, OTHER = _F(pci), _F(line), _F(other)
+    pci_zh, line_zh, other_zh = _F(pci, "zh"), _F(line, "line"), _F(other, "line")
     label = f"{rules.line_label_zh()}贫困线"
-    R.add(income_poor, "income", _fmt(pci), _fmt(line),
-          "人均纯收入" + pci_s + "元，不高于" + label + line_s + "元")
-    R.add(~income_known, "income_missing", "null", _fmt(line),
-          np.where(size_ok, "收入数据缺失，无法判定收入是否达标", "家庭人口数缺失或为0，无法计算人均收入").astype(object))
+    R.add(income_poor, "income", PCI, LINE, "人均纯收入", pci_zh, "元，不高于" + label, line_zh, "元")
+    R.add(~income_known & size_ok, "income_missing", "null", LINE, "收入数据缺失，无法判定收入是否达标")
+    R.add(~size_ok, "size_missing", "null", "null", "家庭人口数缺失或为0，无法计算人均收入")
     R.add(food_fail, "food", "0", "1", "不愁吃未达标（主食或肉蛋奶豆不能保障）")
     R.add(cloth_fail, "clothing", "0", "1", "不愁穿未达标（四季衣被不足或依赖捐助）")
-    R.add(edu_fail, "education", _fmt(child_out, "%d"), "0",
-          f"义务教育未保障：{rules.school_age_min}至{rules.school_age_max}周岁儿童失学辍学"
-          + _fmt(child_out, "%d").astype(object) + "人")
-    R.add(med_fail, "medical", _fmt(uninsured, "%d"), "0",
-          "基本医疗未保障：未参加基本医疗保险" + _fmt(uninsured, "%d").astype(object) + "人")
-    R.add(house_fail, "housing", _json_str(grade.astype(object).where(grade.notna(), None)),
-          json.dumps("".join(rules.safe_house_grades)),
-          "住房安全未保障：房屋鉴定为" + grade.fillna("").astype(str).to_numpy(dtype=object) + "级，未改造或搬迁")
-    R.add(water_fail, "water", _fmt(litres, "%.0f"), _fmt(need, "%.0f"),
+    R.add(edu_fail, "education", _F(child_out, spec="%d"), "0",
+          f"义务教育未保障：{rules.school_age_min}至{rules.school_age_max}周岁儿童失学辍学",
+          _F(child_out, "zh", "%d"), "人")
+    R.add(med_fail, "medical", _F(uninsured, spec="%d"), "0", "基本医疗未保障：未参加基本医疗保险",
+          _F(uninsured, "zh", "%d"), "人")
+    grade_obj = grade.astype(object).where(grade.notna(), None).to_numpy()
+    R.add(house_fail, "housing", _F(grade_obj, "json"), json.dumps(list(rules.safe_house_grades)),
+          "住房安全未保障：房屋鉴定为", _F(grade_obj, "text"), "级，未改造或搬迁")
+    R.add(water_fail, "water", _F(litres, spec="%.0f"), _F(need, spec="%.0f"),
           "饮水安全未达标（水量、水质、取水便利或供水保证率不达标）")
     for item_unknown, test, msg in ((food_unknown, "food_missing", "不愁吃相关题目缺答"),
                                     (cloth_unknown, "clothing_missing", "不愁穿相关题目缺答"),
@@ -349,37 +353,36 @@ def score_households(households: pd.DataFrame, persons: pd.DataFrame | None, rul
                                     (ins_unknown > 0, "medical_missing", "成员参保情况缺答"),
                                     (~grade_known, "housing_missing", "房屋安全等级缺失")):
         R.add(item_unknown, test, "null", "null", msg + "，未计为不达标")
-    R.add(near_line, "near_line", _fmt(pci), _fmt(line),
-          "人均纯收入" + pci_s + f"元，在贫困线{int(round(rules.near_line_margin * 100))}%范围内（贫困线" + line_s + "元）")
-    other_s = _line_text(other)
-    R.add(between, "between_lines", _fmt(pci), _fmt(other),
-          "人均纯收入" + pci_s + "元，介于两种口径贫困线之间（本评估口径" + line_s + "元，另一口径" + other_s + "元）")
+    R.add(near_line, "near_line", PCI, LINE, "人均纯收入", pci_zh,
+          f"元，在贫困线{rules.near_line_margin * 100:g}%范围内（贫困线", line_zh, "元）")
+    R.add(between, "between_lines", PCI, OTHER, "人均纯收入", pci_zh, "元，介于两种口径贫困线之间（本评估口径",
+          line_zh, "元，另一口径", other_zh, "元）")
     R.add(wrongly_exited & ~exit_fail, "wrongly_exited", "null", "null",
           "错退：已脱贫户未达到脱贫标准（收入不高于贫困线或两不愁三保障未达标）")
-    R.add(exit_fail, "wrongly_exited_exit_income", _fmt(exit_inc), _fmt(exit_line),
-          "错退：脱贫当年人均纯收入" + _fmt_zh(exit_inc) + "元，不高于当年贫困线" + _line_text(exit_line) + "元")
+    R.add(exit_fail, "wrongly_exited_exit_income", _F(exit_inc), _F(exit_line), "错退：脱贫当年人均纯收入",
+          _F(exit_inc, "zh"), "元，不高于当年贫困线", _F(exit_line, "line"), "元")
     R.add(earlier & now_fail & ~exit_known, "exit_income_missing", "null", "null",
           "脱贫当年收入未知，按" + ("错退" if unknown_we else "返贫") + "计")
     R.add(fell_back, "fell_back", "null", "null", "返贫：脱贫时达标，现判定为贫困")
-    R.add(missed, "missed", _fmt(size_int, "%d"), "null",
-          "漏评：非建档立卡户判定为贫困，涉及" + _fmt(size_int, "%d").astype(object) + "人")
-    R.add(missing_members > 0, "missed_members", _fmt(missing_members, "%d"), "null",
-          "漏评：贫困户中有" + _fmt(missing_members, "%d").astype(object) + "名成员未纳入建档立卡")
-    R.add(not_exited & ~poor, "wrongly_included", _fmt(pci), _fmt(line),
-          "错评：" + pd.Series(status).map(STATUS_ZH).to_numpy(dtype=object)
-          + "户人均纯收入" + pci_s + "元高于贫困线" + line_s + "元且两不愁三保障均达标")
+    R.add(missed, "missed", _F(size_int, spec="%d"), "null", "漏评：非建档立卡户判定为贫困，涉及",
+          _F(size_int, "zh", "%d"), "人")
+    R.add(missing_members > 0, "missed_members", _F(missing_members, spec="%d"), "null", "漏评：贫困户中有",
+          _F(missing_members, "zh", "%d"), "名成员未纳入建档立卡")
+    R.add(not_exited & ~poor, "wrongly_included", PCI, LINE, "错评：",
+          _F(pd.Series(status).map(STATUS_ZH).to_numpy(dtype=object), "text"), "户人均纯收入", pci_zh,
+          "元高于贫困线", line_zh, "元且两不愁三保障均达标")
     for key, mask in red.items():
-        value = _fmt(vehicle, "%.0f") if key == "vehicle_value_yuan" else "1"
-        thr = _fmt(np.full(n, float(rl.get(key) or 0)), "%.0f") if key == "vehicle_value_yuan" else "1"
-        msg = (f"错评红线：{RED_LINES_ZH[key]}（" + _fmt_zh(vehicle, "%.0f") + f"元，不低于{rl.get(key)}元）"
-               if key == "vehicle_value_yuan" else f"错评红线：{RED_LINES_ZH[key]}")
-        R.add(mask & registered, f"red_line_{key}", value, thr, msg)
+        if key == "vehicle_value_yuan":
+            R.add(mask & registered, f"red_line_{key}", _F(vehicle, spec="%.0f"), f"{float(rl.get(key)):.0f}",
+                  f"错评红线：{RED_LINES_ZH[key]}（", _F(vehicle, "zh", "%.0f"), f"元，不低于{rl.get(key)}元）")
+        else:
+            R.add(mask & registered, f"red_line_{key}", "1", "1", f"错评红线：{RED_LINES_ZH[key]}")
     not_rec = (applicable - recognised).astype(int)
     rule_zh = "全部" if rules.satisfaction_rule == "all" else "多数"
     not_recognised = (applicable > 0) & ~rec
-    R.add(not_recognised, "not_recognised", _fmt(not_rec, "%d"), _fmt(applicable, "%d"),
-          "不认可：" + _fmt(applicable, "%d").astype(object) + "项适用认可度题目中" + _fmt(not_rec, "%d").astype(object)
-          + f"项未选前{rules.top_box}档（规则：{rule_zh}适用项须认可）")
+    R.add(not_recognised, "not_recognised", _F(not_rec, spec="%d"), _F(applicable, spec="%d"), "不认可：",
+          _F(applicable, "zh", "%d"), "项适用认可度题目中", _F(not_rec, "zh", "%d"),
+          f"项未选前{rules.top_box}档（规则：{rule_zh}适用项须认可）")
 
     instrument = (hh["instrument"].astype(str) if "instrument" in hh else
                   pd.Series(np.where(registered, "hh_registered", "hh_nonregistered"), index=hh.index))
