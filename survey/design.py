@@ -600,14 +600,14 @@ class Design:
         n, nobs, df = self._domain_counts(g, K)
         with np.errstate(divide="ignore", invalid="ignore"):
             vsrs = self._svyvar(S2, W, nobs) * (W - nobs) / (W * nobs)
-            deff = np.where(W < nobs, np.nan, V / vsrs)
+            deff = np.where(W <= nobs, np.nan, V / vsrs)
         se = np.sqrt(V)
         lo, hi, notes = _iv.t_interval(mean, se, df, level, normal)
         rows = []
         for d in range(K):
             note = notes[d]
-            if W[d] < nobs[d]:
-                note = _join(note, "deff not defined: the weights sum to less than the sample size")
+            if W[d] <= nobs[d]:
+                note = _join(note, _DEFF_NOTE)
             rows.append(("mean", var, None, domains[d], mean[d], se[d], lo[d], hi[d], int(df[d]),
                          deff[d], int(n[d]), note))
         return self._frame(rows)
@@ -634,11 +634,11 @@ class Design:
             mean = tot / W
             S2 = np.bincount(gg, weights=wv * (yv - mean[gg]) ** 2, minlength=K)
             vsrs = self._svyvar(S2, W, nobs) * W ** 2 * (W - nobs) / (W * nobs)
-            deff = V / vsrs
+            deff = np.where(W <= nobs, np.nan, V / vsrs)
         se = np.sqrt(V)
         lo, hi, notes = _iv.t_interval(tot, se, df, level, normal)
         rows = [("total", var, None, domains[d], tot[d], se[d], lo[d], hi[d], int(df[d]), deff[d], int(n[d]),
-                 notes[d]) for d in range(K)]
+                 _join(notes[d], _DEFF_NOTE) if W[d] <= nobs[d] else notes[d]) for d in range(K)]
         return self._frame(rows)
 
     def prop(self, var: str, *, by=None, method: str = "logit", level: float = 0.95, df_normal: bool = False,
@@ -660,8 +660,10 @@ class Design:
             p, V, W, S2 = self._mean_core(y, g, K)
             with np.errstate(divide="ignore", invalid="ignore"):
                 vsrs = self._svyvar(S2, W, nobs) * (W - nobs) / (W * nobs)
-                deff = np.where(W < nobs, np.nan, V / vsrs)
+                deff = np.where(W <= nobs, np.nan, V / vsrs)
             lo, hi, notes = _iv.prop_interval(p, V, df, n, method, level, normal=df_normal)
+            notes = np.array([_join(nt, _DEFF_NOTE) if W[d] <= nobs[d] else nt for d, nt in enumerate(notes)],
+                             dtype=object)
             rows_by_cat.append((_scalar(cats[c]), p, np.sqrt(V), lo, hi, deff, notes))
         rows = []
         for d in range(K):
@@ -698,12 +700,14 @@ class Design:
             rbar = np.bincount(gg, weights=wv * r, minlength=K) / W
             S2 = np.bincount(gg, weights=wv * (r - rbar[gg]) ** 2, minlength=K)
             vsrs = self._svyvar(S2, W, nobs) * W ** 2 * (W - nobs) / (W * nobs)
-            deff = V / vsrs
+            deff = np.where(W <= nobs, np.nan, V / vsrs)
         se = np.sqrt(V)
         lo, hi, notes = _iv.t_interval(R, se, df, level, normal)
         rows = []
         for d in range(K):
             note = notes[d]
+            if W[d] <= nobs[d]:
+                note = _join(note, _DEFF_NOTE)
             if X[d] == 0:
                 note = _join(note, f"the denominator {den!r} totals 0 in this domain: the ratio is not defined")
             rows.append(("ratio", label, None, domains[d], R[d], se[d], lo[d], hi[d], int(df[d]), deff[d],
@@ -754,6 +758,10 @@ class Design:
         if not parts:
             return pd.DataFrame(columns=RESULT_COLUMNS)
         return pd.concat(parts, ignore_index=True)
+
+
+_DEFF_NOTE = ("deff not defined: the weights sum to no more than the sample size (are they 1/probability "
+              "weights?)")
 
 
 def _join(a, b):

@@ -13,8 +13,9 @@
 
 Edge cases have defined answers and a note instead of a silent NaN:
 
-* ``df <= 0`` (a domain with a single PSU, or one PSU per stratum): the t quantile is infinite. Means, totals
-  and ratios get the interval ``(-inf, inf)``; proportions ``[0, 1]``; the note says why.
+* ``df <= 0`` (a domain with a single PSU, or one PSU per stratum): the t quantile is infinite and the SE
+  carries no information. Means, totals and ratios get the interval ``(-inf, inf)`` (``null`` in JSON);
+  proportions ``[0, 1]``; the note says why. ``df_normal`` gives the normal interval instead.
 * ``p = 0`` or ``p = 1``: the design variance is 0 and ``p(1 − p)/V`` is 0/0. Clopper–Pearson and Wilson then
   use ``n_eff = n`` (the rows of the domain, design effect taken as 1), which gives the exact one-sided bound
   ``1 − (α/2)^(1/n)`` at p = 0 (SPEC §2). Logit and Wald have no width at the boundary: the interval is
@@ -76,12 +77,16 @@ def t_interval(estimate, se, df, level: float = 0.95, normal: bool = False):
     se = np.atleast_1d(np.asarray(se, dtype=float))
     df = np.broadcast_to(np.asarray(df, dtype=float), est.shape)
     q = quantile(level, df, normal)
-    half = np.where(se == 0, 0.0, q * se)
+    with np.errstate(invalid="ignore"):
+        half = np.where(se == 0, 0.0, q * se)
     low, high = est - half, est + half
     notes = np.full(est.shape, None, dtype=object)
     if not normal:
-        bad = (df <= 0) & (se > 0)
-        notes[bad] = "df = 0 (one PSU in the domain or in each stratum): the t interval is unbounded"
+        bad = df <= 0
+        low[bad] = -np.inf
+        high[bad] = np.inf
+        notes[bad] = ("df = 0 (one PSU in the domain or in each stratum): the variance cannot be estimated "
+                      "and the t interval is unbounded")
     return low, high, notes
 
 
@@ -147,6 +152,8 @@ def prop_interval(p, var, df, n, method: str = "logit", level: float = 0.95, nor
                 half = z / (1 + z2n) * np.sqrt(p * (1 - p) / neff + z ** 2 / (4 * neff ** 2))
             low[i] = np.maximum(centre[i] - half[i], 0.0)
             high[i] = np.minimum(centre[i] + half[i], 1.0)
+            low[boundary & (p <= 0)] = 0.0
+            high[boundary & (p >= 1)] = 1.0
         nb = boundary & ~dfzero
         notes[nb & (n > 0)] = "p at 0 or 1: variance 0, effective sample size taken as the rows in the domain"
         notes[nb & (n <= 0)] = "no rows in the domain"
