@@ -121,43 +121,9 @@ def _clip(v):
 
 
 def _tq(level: float, df, normal: bool) -> float:
-    from scipy import stats
+    from .intervals import quantile
 
-    p = 1 - (1 - level) / 2
-    if normal or df is None or not np.isfinite(df) or df <= 0:
-        return float(stats.norm.ppf(p)) if (normal or df is None or not np.isfinite(df)) else float("nan")
-    return float(stats.t.ppf(p, df))
-
-
-def _prop_ci(p, se, df, n, level, method, normal):
-    """Interval of a proportion (svyciprop conventions; NOTES.md for Wilson and Korn–Graubard)."""
-    from scipy import stats
-
-    t = _tq(level, df, normal)
-    if se is None or se <= 0 or not np.isfinite(t) or p <= 0 or p >= 1:
-        return p, p
-    if method == "logit":
-        lo = math.log(p / (1 - p))
-        h = t * se / (p * (1 - p))
-        return 1 / (1 + math.exp(-(lo - h))), 1 / (1 + math.exp(-(lo + h)))
-    if method == "wald":
-        return p - t * se, p + t * se
-    neff = p * (1 - p) / se ** 2
-    if method == "wilson":
-        z2 = t * t
-        centre = (p + z2 / (2 * neff)) / (1 + z2 / neff)
-        half = t / (1 + z2 / neff) * math.sqrt(p * (1 - p) / neff + z2 / (4 * neff * neff))
-        return centre - half, centre + half
-    if method in ("clopper-pearson", "beta"):
-        a = (1 - level) / 2
-        if not normal and n and n > 1:
-            neff = neff * (stats.t.ppf(a, n - 1) / stats.t.ppf(a, df)) ** 2
-        x = neff * p
-        lo = stats.beta.ppf(a, x, neff - x + 1)
-        hi = stats.beta.ppf(1 - a, x + 1, neff - x)
-        return float(lo), float(hi)
-    raise ScoringError(f"unknown interval method {method!r}", column="estimation.prop_ci",
-                       fix="use logit, wilson, clopper-pearson or wald")
+    return float(quantile(level, df if df is not None else np.inf, normal)[0])
 
 
 def _to_bool(s: pd.Series) -> np.ndarray:
@@ -184,25 +150,10 @@ def _build_design(rows: pd.DataFrame, level_kind: str, rules: Rules):
 
 
 def _ratio(design, num: str, den: str, mask=None):
-    """(estimate, z, variance) of Σw·num / Σw·den via the design engine's linearisation."""
-    est, z = design.ratio_linearized(num, den, mask) if mask is not None else design.ratio_linearized(num, den)
+    """(estimate, z, variance) of Σw·num / Σw·den via the design engine's linearisation (z already weighted)."""
+    est, z = design.ratio_linearized(num, den, mask)
     z = np.asarray(z, dtype=float)
-    return float(est), z, float(design.variance(z))
-
-
-def _deff(design, z, data: pd.DataFrame, var: float):
-    """Design effect of the linearised total, as R's deff(svytotal(r)) that svyratio reports."""
-    if var <= 0:
-        return None
-    w = data["weight"].to_numpy(dtype=float)
-    N = w.sum()
-    n = len(w)
-    if n < 2 or N <= 0:
-        return None
-    mean = (w * z).sum() / N
-    s2 = (w * (z - mean) ** 2).sum() / N * n / (n - 1)   # svyvar: weighted variance with n/(n−1)
-    vsrs = N * N * s2 / n * max(0.0, 1 - n / N)
-    return var / vsrs if vsrs > 0 else None
+    return float(est), z, float(design.variance(z, mask))
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -304,7 +255,7 @@ def _columns(rows: pd.DataFrame, rules: Rules, populations, keys) -> pd.DataFram
     r["x_mi_surveyed"] = (size if pers("missed_rate") else np.ones(len(r))) * nonreg
     # 认可度
     rec = pd.array(r["recognises"], dtype="boolean")
-    known = (~rec.isna()).to_numpy(dtype=bool)
+    known = ~np.asarray(rec.isna(), dtype=bool)
     recv = rec.fillna(False).to_numpy(dtype=bool)
     for k, tag in (("recognition_rate", "rc"), ("satisfaction", "sa")):
         u = size if pers(k) else np.ones(len(r))
@@ -332,22 +283,32 @@ def _rate(key, rows, drows, design, dd, ycol, xcol, rules, *, official_den=None,
     zero_upper = None
     z = None
     if design is not None and float(dd[xcol].sum()) > 0:
-        est, z, var = _ratio(design, ycol, xcol)
-        se = math.sqrt(max(var, 0.0))
-        dfv = float(design.df)
-        deff = _deff(design, z, dd, var)
+        from .intervals import prop_interval
+
+        r = design.ratio(ycol, xcol, level=level, df_normal=rules.df_normal).iloc[0]
+        est, se, dfv = float(r["estimate"]), float(r["se"]), float(r["df"])
+        deff = None if pd.isna(r["deff"]) else float(r["deff"])
+        _, z = design.ratio_linearized(ycol, xcol)
+        z = np.asarray(z, dtype=float)
         n_design = int(n_den_design) if n_den_design is not None else int((dd[xcol] > 0).sum())
         ynum = float(dd[ycol].sum())
-        t = _tq(level, dfv, rules.df_normal)
-        if ynum == 0:                      # zero count: exact upper bound on the households
+        if ynum == 0:                        # zero count: exact upper bound on the households
             lo, hi = 0.0, zero_upper_bound(n_design, level)
         elif ynum >= float(dd[xcol].sum()):  # every unit counts: the mirror bound
             lo, hi = ((1 - level) / 2) ** (1 / max(n_design, 1)), 1.0
         elif se == 0:
             lo, hi = est, est
-        elif proportion and 0 < est < 1:
-            lo, hi = _prop_ci(est, se, dfv, len(dd), level, rules.prop_ci, rules.df_normal)
+        elif proportion:
+            # a proportion over the households with x > 0: a domain (df and deff counted within it, as
+            # svyciprop / svymean on subset(design, ...))
+            dom = design.subset((dd[xcol] > 0).to_numpy())
+            dfv = float(dom.df)
+            rd = dom.ratio(ycol, xcol, level=level, df_normal=rules.df_normal).iloc[0]
+            deff = None if pd.isna(rd["deff"]) else float(rd["deff"])
+            lo, hi, _ = prop_interval(est, se * se, dfv, dom.n, rules.prop_ci, level, rules.df_normal)
+            lo, hi = float(lo[0]), float(hi[0])
         else:
+            t = _tq(level, dfv, rules.df_normal)
             lo, hi = est - t * se, est + t * se
         lo, hi = _clip(lo), _clip(hi)
     n_off = int(n_den) if n_den is not None else int((rows[xcol] > 0).sum())
@@ -525,7 +486,7 @@ def _satisfaction(rows, prob, design, dd, rules: Rules) -> dict:
     f["official"] = official / a_sum
     if design is not None and z_total is not None:
         z_total = z_total / a_sum
-        var = float(design.variance(z_total))
+        var = float(design.variance(z_total))  # noqa: F841
         se = math.sqrt(max(var, 0))
         t = _tq(rules.level, design.df, rules.df_normal)
         f.update(estimate=est / a_sum, se=se, ci_low=_clip(est / a_sum - t * se), ci_high=_clip(est / a_sum + t * se),
@@ -583,7 +544,7 @@ def _incidence(key, rows, code, by, rules: Rules, populations, res, design, dd):
         if e["_zero"]:
             hi += e["ci_high"] * Ne / D
         f.update(estimate=est, se=se, ci_low=max(R / D, est - t * se), ci_high=min(1.0, hi),
-                 df=float(design.df), deff=_deff(design, z, dd, var))
+                 df=float(design.df), deff=None)
         if m["_zero"] or e["_zero"]:
             f["zero_upper"] = f["ci_high"]
     return f
