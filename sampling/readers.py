@@ -307,6 +307,9 @@ def write_table(df: pd.DataFrame, path, *, value_labels=None, variable_labels=No
         raise FrameError(f"{len(df):,} rows do not fit in one Excel sheet (limit {XLSX_MAX_ROWS:,})",
                          code="too_many_rows", file=path, fix="write Parquet or CSV for tables of this size")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if df.attrs:
+        df = df.copy(deep=False)      # Parquet would try to store attrs as JSON metadata
+        df.attrs = {}
     tmp = path.with_name(path.name + ".part")
     try:
         if fmt == "csv":
@@ -365,7 +368,9 @@ def _write_stat(df, path, fmt, compress, value_labels, variable_labels):
             out[c] = s
     labels = {c: variable_labels.get(c) for c in out.columns} if variable_labels else None
     col_labels = [labels.get(c) or "" for c in out.columns] if labels else None
-    vl = {c: {float(k) if fmt == "sav" else int(k): v for k, v in m.items()}
+    # pyreadstat wants label keys of the column's own type
+    vl = {c: {int(k) if pd.api.types.is_integer_dtype(out[c]) or fmt == "dta" else float(k): v
+              for k, v in m.items()}
           for c, m in (value_labels or {}).items() if c in out.columns}
     if fmt == "sav":
         pyreadstat.write_sav(out, str(path), column_labels=col_labels, variable_value_labels=vl or None,

@@ -7,3 +7,6 @@ from .households import (HOUSEHOLD_COLUMNS, PERSON_COLUMNS, county_households, h
                          village_households)
 
 __all__ += ["HOUSEHOLD_COLUMNS", "PERSON_COLUMNS", "county_households", "household_truth", "village_households"]
+from .generate import county_table, generate_population  # noqa: E402
+
+__all__ += ["county_table", "generate_population"]
