@@ -109,6 +109,7 @@ class Design:
         self._n_all = n
         self._mask = None          # None = the whole design; else a boolean array (a domain)
         self._calib = []           # calibration residualisers, applied in order (R postStrata)
+        self._cache = {}           # domain codes and index arrays, reused across estimates
         self._build_stages()
 
     # ------------------------------------------------------------------ construction
@@ -183,11 +184,11 @@ class Design:
                                   fix="a variance needs at least two PSUs; check the --psu column")
         if self._has_strata and not self.nest:
             # clusters nested in strata at the first stage (R check.strata)
-            pair, _ = _combine(c1, st1, n_st1)
-            per_cl = np.bincount(c1[np.unique(pair, return_index=True)[1]], minlength=nc1)
-            if np.any(per_cl > 1):
-                bad = int(np.flatnonzero(per_cl > 1)[0])
-                row = int(np.flatnonzero(c1 == bad)[0])
+            st_of_cl = np.empty(nc1, np.int64)
+            st_of_cl[c1] = st1
+            mism = st_of_cl[c1] != st1
+            if mism.any():
+                row = int(np.flatnonzero(mism)[0])
                 raise EstimationError(
                     f"PSU {self.data[self.ids_cols[0]].iloc[row]!r} appears in more than one stratum",
                     code="psu_not_nested", column=self.ids_cols[0], row=row,
@@ -260,6 +261,7 @@ class Design:
         new = object.__new__(Design)
         new.__dict__.update(self.__dict__)
         new._calib = list(self._calib)
+        new._cache = {}
         return new
 
     def subset(self, mask_or_query) -> "Design":
@@ -363,6 +365,24 @@ class Design:
             pres.append(Pp)
         return self._kernel(totals, pres)
 
+    def _index(self, g, K):
+        """Cached per-domain-coding arrays: rows kept, and per stage the cluster index and stratum presence."""
+        ent = self._cache.get(("index", K))
+        if ent is not None and ent["g"] is g:
+            return ent
+        keep = g >= 0
+        all_in = bool(keep.all())
+        gk = g if all_in else g[keep]
+        cl_idx, pres = [], []
+        for stage in self._stages:
+            cl = stage.cl if all_in else stage.cl[keep]
+            st = stage.st if all_in else stage.st[keep]
+            cl_idx.append(cl * K + gk if K > 1 else cl)
+            pres.append(np.bincount(st * K + gk, minlength=stage.n_st * K).reshape(stage.n_st, K) > 0)
+        ent = {"g": g, "keep": None if all_in else keep, "gk": gk, "cl_idx": cl_idx, "pres": pres}
+        self._cache[("index", K)] = ent
+        return ent
+
     def _variance_disjoint(self, u, g, K) -> np.ndarray:
         """Variances for K disjoint domains: row i belongs to domain g[i] (−1: none), with value u[i]."""
         if self._calib:
@@ -373,21 +393,12 @@ class Design:
             P[:] = True
             U = self._residualise(U)
             return self._variance_dense(U, P)
-        keep = g >= 0
-        if not keep.all():
-            u, g = u[keep], g[keep]
-            idx_rows = keep
-        else:
-            idx_rows = None
-        totals, pres = [], []
-        for stage in self._stages:
-            cl = stage.cl if idx_rows is None else stage.cl[idx_rows]
-            st = stage.st if idx_rows is None else stage.st[idx_rows]
-            T = np.bincount(cl * K + g, weights=u, minlength=stage.n_cl * K).reshape(stage.n_cl, K)
-            Pp = np.bincount(st * K + g, minlength=stage.n_st * K).reshape(stage.n_st, K) > 0
-            totals.append(T)
-            pres.append(Pp)
-        return self._kernel(totals, pres)
+        ent = self._index(g, K)
+        uk = u if ent["keep"] is None else u[ent["keep"]]
+        totals = []
+        for stage, idx in zip(self._stages, ent["cl_idx"]):
+            totals.append(np.bincount(idx, weights=uk, minlength=stage.n_cl * K).reshape(stage.n_cl, K))
+        return self._kernel(totals, ent["pres"])
 
     def _kernel(self, totals, pres) -> np.ndarray:
         K = totals[0].shape[1]
@@ -504,9 +515,16 @@ class Design:
                             "(R na.rm = TRUE)")
                 base &= ~extra_missing
         by_cols = _split_plus(by) if isinstance(by, str) else ([] if by is None else list(by))
+        key = ("domains", tuple(by_cols), int(base.sum()))
+        cacheable = extra_missing is None or not (self.mask & extra_missing).any()
+        if cacheable and key in self._cache:
+            return self._cache[key]
         if not by_cols:
             g = np.where(base, 0, -1).astype(np.int64)
-            return g, 1, [None]
+            out = (g, 1, [None])
+            if cacheable:
+                self._cache[key] = out
+            return out
         codes_list, uniq_list = [], []
         for c in by_cols:
             if c not in self.data.columns:
@@ -515,38 +533,52 @@ class Design:
             codes, uniques = pd.factorize(self.data[c], sort=True)
             codes_list.append(codes.astype(np.int64))
             uniq_list.append(uniques)
-        comb = codes_list[0].copy()
+        comb = codes_list[0]
         bad = comb < 0
+        total = len(uniq_list[0])
         for codes, uniques in zip(codes_list[1:], uniq_list[1:]):
-            bad |= codes < 0
+            bad = bad | (codes < 0)
             comb = comb * np.int64(len(uniques)) + codes
-        comb = np.where(bad | ~base, -1, comb)
-        used = np.unique(comb[comb >= 0])   # sorted: lexicographic in the by columns' sorted levels
-        g = np.full(self._n_all, -1, np.int64)
-        ok = comb >= 0
-        g[ok] = np.searchsorted(used, comb[ok])
+            total *= len(uniques)
+        drop = bad | ~base
+        if drop.any():
+            comb = np.where(drop, -1, comb)
+        present = np.bincount(comb[comb >= 0] if drop.any() else comb, minlength=total) > 0
+        used = np.flatnonzero(present)        # sorted: lexicographic in the by columns' sorted levels
+        remap = np.cumsum(present) - 1
+        g = remap[comb] if not drop.any() else np.where(comb >= 0, remap[np.maximum(comb, 0)], -1)
+        g = g.astype(np.int64)
         domains = []
-        for key in used:
+        for key_code in used:
             parts = []
-            rest = int(key)
+            rest = int(key_code)
             for uniques in reversed(uniq_list):
                 parts.append(uniques[rest % len(uniques)])
                 rest //= len(uniques)
             parts.reverse()
             domains.append({c: _scalar(v) for c, v in zip(by_cols, parts)})
-        return g, len(used), domains
+        out = (g, len(used), domains)
+        if cacheable:
+            self._cache[key] = out
+        return out
 
     def _domain_counts(self, g, K):
         """Per domain: rows n, rows with nonzero weight, PSUs and strata (with nonzero weight), df."""
-        ok = g >= 0
-        gg = g[ok]
+        ent = self._cache.get(("counts", K))
+        if ent is not None and ent[0] is g:
+            return ent[1]
+        ix = self._index(g, K)
+        keep = ix["keep"]
+        gg = ix["gk"]
         n = np.bincount(gg, minlength=K)
-        wnz = self._w[ok] != 0
+        wnz = (self._w if keep is None else self._w[keep]) != 0
         nobs = np.bincount(gg, weights=wnz, minlength=K)
         st0 = self._stages[0]
-        pcl = np.bincount(st0.cl[ok] * K + gg, weights=wnz, minlength=st0.n_cl * K).reshape(st0.n_cl, K) > 0
-        pst = np.bincount(st0.st[ok] * K + gg, weights=wnz, minlength=st0.n_st * K).reshape(st0.n_st, K) > 0
+        st = st0.st if keep is None else st0.st[keep]
+        pcl = np.bincount(ix["cl_idx"][0], weights=wnz, minlength=st0.n_cl * K).reshape(st0.n_cl, K) > 0
+        pst = np.bincount(st * K + gg, weights=wnz, minlength=st0.n_st * K).reshape(st0.n_st, K) > 0
         df = pcl.sum(axis=0) - pst.sum(axis=0)
+        self._cache[("counts", K)] = (g, (n, nobs, df))
         return n, nobs, df
 
     def _frame(self, rows):
@@ -567,18 +599,23 @@ class Design:
 
     # ------------------------------------------------------------------ estimators
     def _mean_core(self, y, g, K):
-        w = self._w
-        ok = g >= 0
-        gg = g[ok]
-        wv = w[ok]
-        yv = y[ok]
+        ix = self._index(g, K)
+        keep = ix["keep"]
+        gg = ix["gk"]
+        wv = self._w if keep is None else self._w[keep]
+        yv = y if keep is None else y[keep]
         W = np.bincount(gg, weights=wv, minlength=K)
-        WY = np.bincount(gg, weights=wv * yv, minlength=K)
+        wy = wv * yv
+        WY = np.bincount(gg, weights=wy, minlength=K)
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = WY / W
-        dev = yv - mean[gg]
-        u = np.zeros(self._n_all)
-        u[ok] = wv * dev / W[gg]
+            dev = yv - mean[gg] if K > 1 else yv - mean[0]
+            uk = wv * dev / (W[gg] if K > 1 else W[0])
+        if keep is None:
+            u = uk
+        else:
+            u = np.zeros(self._n_all)
+            u[keep] = uk
         V = self._variance_disjoint(u, g, K)
         S2 = np.bincount(gg, weights=wv * dev ** 2, minlength=K)
         return mean, V, W, S2
