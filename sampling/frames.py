@@ -184,9 +184,11 @@ def check_frame(path_or_df, kind: str = "village", *, mapping=None, strata=None,
         df = path_or_df
         file = file or df.attrs.get("source_file")
     else:
-        from .readers import read_table
+        from .readers import CODE_COLUMNS, is_code_column, read_table
 
-        df = read_table(path_or_df, encoding=encoding, sheet=sheet)
+        # their names for our code columns must be read as text too, or leading zeros are gone
+        extra = tuple(theirs for theirs, ours in mapping.items() if is_code_column(ours))
+        df = read_table(path_or_df, encoding=encoding, sheet=sheet, dtype_str=CODE_COLUMNS + extra)
         file = file or str(path_or_df)
     first_row = int(df.attrs.get("first_data_row", 1))
     if mapping:

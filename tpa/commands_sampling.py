@@ -90,11 +90,12 @@ def frame():
 
 
 def _read(path, mapping, encoding=None, sheet=None):
-    from sampling.readers import _code_to_text, is_code_column, read_table
+    from sampling.readers import CODE_COLUMNS, _code_to_text, is_code_column, read_table
 
     if path is None:
         return None
-    df = read_table(path, encoding=encoding, sheet=sheet)
+    extra = tuple(theirs for theirs, ours in mapping.items() if is_code_column(ours))
+    df = read_table(path, encoding=encoding, sheet=sheet, dtype_str=CODE_COLUMNS + extra)
     present = {k: v for k, v in mapping.items() if k in df.columns}
     if present:
         attrs = dict(df.attrs)
