@@ -53,6 +53,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 import pandas as pd
 
+from sampling.errors import TpaError
+
 from .errors import ScoringError
 from .rules import NONREGISTERED, NOT_EXITED, Rules
 
@@ -389,7 +391,11 @@ def _unit_indicators(rows, code, by, rules: Rules, populations, keys) -> list[In
                 prob["weight"].to_numpy(dtype=float) * m)
         else:
             prob["x_mi"] = prob["x_mi_surveyed"]
-        design, dd = _build_design(prob, by, rules)
+        try:
+            design, dd = _build_design(prob, by, rules)
+        except TpaError as exc:
+            raise ScoringError(f"{'county' if by == 'county' else 'province'} {code}: {exc.message}",
+                               column=exc.column, fix=exc.fix) from None
     if not village_den:
         rows["x_mi_official"] = rows["x_mi_surveyed"]
     res: dict[str, dict] = {}
@@ -553,7 +559,6 @@ def _incidence(key, rows, code, by, rules: Rules, populations, res, design, dd):
 # ---------------------------------------------------------------------------------------------- workspace
 def compute_indicators(ws, by: str = "county") -> list[Indicator]:
     """Indicators from the workspace: stored scores, the latest draw, register populations, reviews, appeals."""
-    from . import store
     from .review import current_reviews, overturned_households
     from .score import read_scores
 
@@ -568,11 +573,11 @@ def compute_indicators(ws, by: str = "county") -> list[Indicator]:
     for c in flags.columns:
         if c.startswith(("confirmed_", "suspected_")):
             scores[c] = flags[c].to_numpy()
-    populations = _workspace_populations(ws, store)
+    populations = _workspace_populations(ws)
     return indicators_from_scores(scores, sample, rules, by=by, populations=populations)
 
 
-def _workspace_populations(ws, store) -> pd.DataFrame | None:
+def _workspace_populations(ws) -> pd.DataFrame | None:
     """The register's village table: the village frame the latest draw used (or ``frames/villages.*``), with
     ``village_persons_nonregistered`` from the village questionnaire where it was answered."""
     from sampling.readers import read_table
@@ -596,8 +601,10 @@ def _workspace_populations(ws, store) -> pd.DataFrame | None:
     if path is not None:
         frame = read_table(path)
     try:
+        from . import store
+
         villages = store.read_villages(ws)
-    except Exception:  # no village questionnaires imported
+    except Exception:  # no store yet, or no village questionnaires imported
         villages = None
     if frame is None and (villages is None or len(villages) == 0):
         return None

@@ -280,3 +280,61 @@ def case_flags(scores: pd.DataFrame, rules, reviews: pd.DataFrame | None = None,
         out[f"confirmed_{kind}"] = confirmed
         out[f"suspected_{kind}"] = suspected
     return out
+
+
+CASE_NAMES_ZH = {"wrongly_exited": "错退", "missed": "漏评", "wrongly_included": "错评", "fell_back": "返贫"}
+
+
+def list_cases(ws, county_code: str | None = None, kinds=("wrongly_exited", "missed", "wrongly_included",
+                                                          "fell_back")) -> pd.DataFrame:
+    """The problem cases of the stored scores (one row per household and kind) with their reasons, the
+    current review verdict, the latest appeal and the case's status (confirmed / suspected / overturned)."""
+    from .rules import Rules
+    from .score import read_scores
+
+    rules = Rules.from_config(ws.config)
+    scores = read_scores(ws)
+    if county_code is not None:
+        county_code = str(county_code).strip()
+        if county_code not in set(scores["county_code"]):
+            raise ScoringError(f"county {county_code} has no scored households", column="county",
+                               fix="give a 6-digit county code present in the workspace (see `tpa indicators`)")
+        scores = scores[scores["county_code"] == county_code]
+    reviews = current_reviews(ws)
+    appeal_rows = appeals(ws)
+    over = set(appeal_rows.loc[appeal_rows["outcome"] == "accepted", "household_id"].astype(str))
+    flags = case_flags(scores, rules, reviews, over)
+    latest_appeal = appeal_rows.drop_duplicates("household_id", keep="last").set_index("household_id")
+    parts = []
+    for kind in kinds:
+        if kind == "missed":
+            mask = (scores["missed_persons"] > 0) | flags["suspected_missed"]
+        elif kind == "fell_back":
+            mask = scores["fell_back"].astype(bool)
+        else:
+            mask = scores[kind].astype(bool) | flags.get(f"suspected_{kind}", False)
+        sel = scores[mask.to_numpy(dtype=bool)]
+        if sel.empty:
+            continue
+        f = flags.loc[sel.index]
+        if kind == "fell_back":
+            status = np.where(f["overturned"], "overturned", "confirmed")
+        else:
+            status = np.where(f["overturned"], "overturned",
+                              np.where(f[f"confirmed_{kind}"], "confirmed", "suspected"))
+        persons = sel["missed_persons"] if kind == "missed" else sel["size"]
+        parts.append(pd.DataFrame({
+            "household_id": sel["household_id"].to_numpy(), "county_code": sel["county_code"].to_numpy(),
+            "village_code": sel["village_code"].to_numpy(), "kind": kind, "kind_zh": CASE_NAMES_ZH[kind],
+            "status": status, "persons": persons.to_numpy(), "register_status": sel["register_status"].to_numpy(),
+            "per_capita_income": sel["per_capita_income"].to_numpy(), "line": sel["line"].to_numpy(),
+            "review": f["verdict"].to_numpy(),
+            "appeal": sel["household_id"].map(latest_appeal["outcome"]).to_numpy()
+            if len(latest_appeal) else None,
+            "reasons": sel["reasons"].to_numpy(), "rules_hash": sel["rules_hash"].to_numpy()}))
+    cols = ["household_id", "county_code", "village_code", "kind", "kind_zh", "status", "persons", "register_status",
+            "per_capita_income", "line", "review", "appeal", "reasons", "rules_hash"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(parts, ignore_index=True).sort_values(["kind", "household_id"], kind="stable") \
+        .reset_index(drop=True)[cols]

@@ -37,7 +37,7 @@ import pandas as pd
 from .errors import ScoringError
 from .rules import NOT_EXITED, REGISTERED, STATUS_ZH, Rules
 
-__all__ = ["score_households", "score_workspace", "read_scores", "SCORE_COLUMNS"]
+__all__ = ["score_households", "score_workspace", "write_scores", "read_scores", "score_runs", "SCORE_COLUMNS"]
 
 SCORE_COLUMNS = [
     "household_id", "village_code", "county_code", "province_code", "instrument", "register_status", "size",
@@ -452,7 +452,6 @@ def _register_sizes(ws) -> pd.DataFrame | None:
 def score_workspace(ws) -> pd.DataFrame:
     """Score every current household of the store under the workspace's rules; write ``household_scores``."""
     from . import store
-    from .review import current_reviews
 
     rules = Rules.from_config(ws.config)
     households = store.read_households(ws)
@@ -467,6 +466,15 @@ def score_workspace(ws) -> pd.DataFrame:
         if sizes is not None:
             households = households.merge(sizes, on="household_id", how="left")
     scores = score_households(households, persons, rules)
+    return write_scores(ws, scores, rules)
+
+
+def write_scores(ws, scores: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """Replace the workspace's ``household_scores`` with ``scores`` (one transaction) and record the run with
+    the rules' JSON and hash in ``score_runs``. The current review verdicts are attached as ``review``."""
+    from .review import current_reviews
+
+    scores = scores.copy()
     reviews = current_reviews(ws)
     if not reviews.empty:
         scores["review"] = scores["household_id"].map(reviews.set_index("household_id")["verdict"])
@@ -484,15 +492,22 @@ def score_workspace(ws) -> pd.DataFrame:
         table = scores.copy()
         for c in BOOL_COLUMNS:
             table[c] = table[c].astype(int)
-        table["recognises"] = table["recognises"].astype("Int64").astype(object).where(
-            table["recognises"].notna(), None)
+        rec = table["recognises"]
+        table["recognises"] = [None if pd.isna(v) else int(bool(v)) for v in rec.astype(object)]
         table["run_id"] = run_id
-        table = table.astype(object).where(table.notna(), None)
         cols = SCORE_COLUMNS + ["run_id"]
+        table = table[cols].astype(object).where(table[cols].notna(), None)
         con.executemany(f"INSERT INTO household_scores ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                        table[cols].itertuples(index=False, name=None))
+                        table.itertuples(index=False, name=None))
     scores.attrs["run_id"] = run_id
     return scores
+
+
+def score_runs(ws) -> pd.DataFrame:
+    """Every scoring run: when, under which rules (hash and full JSON), how many households."""
+    if not ws.table_exists("score_runs"):
+        return pd.DataFrame(columns=["run_id", "created", "rules_hash", "rules_json", "n_households", "summary_json"])
+    return ws.read_sql("SELECT * FROM score_runs ORDER BY run_id")
 
 
 def read_scores(ws) -> pd.DataFrame:
