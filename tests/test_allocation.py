@@ -87,7 +87,7 @@ def test_infeasible_or_bad_arguments_name_the_constraint(kwargs, argument, words
     assert f"'{argument}'" in str(info.value) and words in str(info.value)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=30), st.data())
 def test_exact_total_and_bounds(N, data):
     N = np.array(N)

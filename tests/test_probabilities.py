@@ -87,7 +87,7 @@ def test_grouped_probabilities_equal_ungrouped_per_group_in_shuffled_order():
 size_lists = st.lists(st.one_of(st.just(0.0), st.floats(min_value=1e-6, max_value=1e6)), min_size=1, max_size=60)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(size_lists, st.data())
 def test_properties_sum_bounds_and_monotone(sizes, data):
     sizes = np.array(sizes)

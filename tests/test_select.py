@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import sampling.select as select_module
 from sampling.errors import SamplingError
+from sampling.probabilities import inclusion_probabilities
 from sampling.select import select_pps, select_pps_grouped, select_srs, select_systematic
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "r_sampling" / "fixtures.json").read_text())
@@ -288,3 +290,17 @@ def test_grouped_exact_size_in_every_group_under_extreme_sizes(method):
     assert np.array_equal(np.bincount(groups[pos], minlength=G), [n[g] for g in range(G)])
     assert np.all(sizes[pos] > 0) and np.all(np.diff(pos) > 0)
     assert np.all(np.isin(np.flatnonzero(pi >= 1), pos))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.just(0.0), st.floats(min_value=1e-3, max_value=1e6)), min_size=1, max_size=40),
+       st.sampled_from(METHODS), st.integers(min_value=0, max_value=2**32), st.data())
+def test_any_sizes_give_n_distinct_units_with_certainties_and_no_zero_size(sizes, method, seed, data):
+    sizes = np.array(sizes)
+    positive = int(np.count_nonzero(sizes > 0))
+    n = data.draw(st.integers(min_value=0, max_value=positive))
+    pik = inclusion_probabilities(sizes, n)
+    s = select_pps(sizes, n, method, seed=seed)
+    assert s.size == n and np.unique(s).size == n
+    assert np.all(sizes[s] > 0)
+    assert np.all(np.isin(np.flatnonzero(pik >= 1), s))
