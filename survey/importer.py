@@ -1,0 +1,856 @@
+"""Import questionnaire files into the workspace store (one atomic transaction per file).
+
+    results = import_files(ws, ["a.sav", "odk.zip"], instrument=None, encoding=None)
+    for r in results: print(r.rows_in, r.accepted, r.quarantined, r.duplicates_skipped)
+
+For each file: open it (survey.readers), tell its instrument from its columns (or check the one given), read the
+main table in chunks, validate each chunk (survey.validate) against the codebook and the latest sample draw, and
+store it: accepted rows into households / persons / villages, rows with an error into quarantine with their
+reasons, every problem into issues, and one row into the audit log. Reconciliation, always:
+
+    rows_in = accepted + quarantined + duplicates_skipped
+
+counted over every table of the file (main table and roster). Rows that repeat a stored row exactly (same key,
+same content, roster included) are skipped and counted; a row of a known key with new content is a new version
+that supersedes the earlier one (kept as history). Two rows of one file with the same key and different content
+are both errors (validate) when they fall in the same chunk; across chunks the later one is quarantined.
+
+A file that cannot be imported at all (unreadable, empty, wrong encoding, wrong instrument, title rows, merged
+cells, over-long cells) raises ImportFileError inside the transaction: nothing of it is stored, and a 'rejected'
+row is written to the audit log afterwards. The same file again (same sha256) changes nothing: status 'unchanged'.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import store as st
+from .errors import CodebookError, ImportFileError
+from .readers import DEFAULT_CHUNK_ROWS, LINK, PARENT, ROW, USER_MISSING, open_source
+
+MATCH_THRESHOLD = 0.5
+_ITEM = "_item"
+_KIND = {"village": "villages"}
+
+
+@dataclass
+class ImportResult:
+    file: str
+    path: str
+    sha256: str | None = None
+    size: int | None = None
+    status: str = "rejected"              # imported | unchanged | rejected
+    instrument: str | None = None
+    format: str | None = None
+    encoding: str | None = None
+    import_id: int | None = None
+    rows_in: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    duplicates_skipped: int = 0
+    superseded: int = 0
+    errors: int = 0
+    warnings: int = 0
+    messages: list = field(default_factory=list)
+    error: dict | None = None
+    report: str | None = None
+    tables: dict = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.accepted + self.quarantined + self.duplicates_skipped
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        return {k: d[k] for k in ("file", "sha256", "rows_in", "accepted", "quarantined", "duplicates_skipped",
+                                  "errors", "warnings", "status", "instrument", "format", "import_id",
+                                  "superseded", "report", "messages", "error", "tables")}
+
+    def reconciliation(self) -> str:
+        return (f"rows in {self.rows_in:,} = accepted {self.accepted:,} + quarantined {self.quarantined:,} "
+                f"+ duplicates skipped {self.duplicates_skipped:,}")
+
+
+# ================================================================================================ helpers
+def _sha256(path: Path) -> str:
+    try:
+        from sampling.readers import content_hash
+        return content_hash(path)
+    except ImportError:  # pragma: no cover
+        import hashlib
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # pragma: no cover - no login name in some containers
+        return "unknown"
+
+
+def _key_text(s: pd.Series) -> pd.Series:
+    """Keys as text (whole floats without '.0', blanks stripped, missing = '')."""
+    if pd.api.types.is_float_dtype(s.dtype):
+        f = s.to_numpy(dtype="float64", na_value=np.nan)
+        out = pd.Series(np.where(np.isnan(f), "", np.char.mod("%.0f", np.nan_to_num(f))), index=s.index)
+        return out.astype(object)
+    t = s.astype("string").str.strip().fillna("")
+    t = t.str.replace(r"\.0$", "", regex=True)
+    return t.astype(object)
+
+
+def _instrument_name(cb) -> str:
+    return cb.instrument or cb.name
+
+
+def _score(cb, columns) -> tuple[float, int]:
+    cols = {str(c).strip() for c in columns}
+    names = [n for n in cb.variables if not n.startswith("_")]
+    return cb.match_score(cols), sum(n in cols for n in names)
+
+
+def choose_codebook(columns, head_rows, first_chunk: pd.DataFrame | None, instrument, path, encoding=None):
+    """The codebook of a file: the one named (checked against the columns) or the best match."""
+    from .codebook import INSTRUMENTS, load_codebook
+
+    cands = {n: load_codebook(n) for n in INSTRUMENTS}
+    if instrument is not None:
+        try:
+            cb = load_codebook(instrument)
+        except CodebookError as exc:
+            raise ImportFileError(f"unknown instrument {instrument!r}: {exc.message}", code="unknown_instrument",
+                                  fix=f"name one of {', '.join(INSTRUMENTS)} or give a codebook file") from None
+        score, _ = _score(cb, columns)
+        if score >= MATCH_THRESHOLD and cb.key in columns:
+            return cb
+        best = max(cands.values(), key=lambda c: _score(c, columns))
+        bscore, _ = _score(best, columns)
+        _header_rows_check(cands, head_rows, path)
+        looks = (f"; it looks like {best.label_zh} ({_instrument_name(best)}, {bscore:.0%} of its variables)"
+                 if bscore >= MATCH_THRESHOLD and best.name != cb.name else "")
+        missing_key = "" if cb.key in columns else f", and the key column {cb.key} is missing"
+        raise ImportFileError(
+            f"wrong instrument: the file has {score:.0%} of the variables of {cb.label_zh} "
+            f"({_instrument_name(cb)}){missing_key}{looks}", code="wrong_instrument", file=path,
+            column=None if cb.key in columns else cb.key,
+            fix="import the file with the instrument it belongs to (--instrument NAME, or leave it out to detect "
+                "it), or check that this is the right file")
+    scored = sorted(((_score(c, columns), c) for c in cands.values()), key=lambda t: t[0], reverse=True)
+    (bscore, _), best = scored[0]
+    if bscore < MATCH_THRESHOLD:
+        _header_rows_check(cands, head_rows, path)
+        hint = (f" If the column names look garbled, the encoding is wrong (read as {encoding}): give it with "
+                "--encoding." if encoding else "")
+        raise ImportFileError(
+            f"the columns match no questionnaire: at best {bscore:.0%} of the variables of {best.label_zh} "
+            f"({_instrument_name(best)})." + hint, code="wrong_instrument", file=path,
+            fix="the first row must hold the codebook's variable names (see `tpa codebook show NAME`); "
+                "check that this is a questionnaire export")
+    household = [c for (s, _), c in scored if s >= MATCH_THRESHOLD and c.key == "household_id"]
+    if len(household) == 2 and first_chunk is not None and "register_status" in first_chunk.columns:
+        codes = pd.to_numeric(first_chunk["register_status"], errors="coerce").dropna()
+        if len(codes):
+            registered = codes.isin([1, 2, 3, 4]).mean() >= 0.5
+            want = "hh_registered" if registered else "hh_nonregistered"
+            best = next(c for c in household if c.name == want)
+    if best.key not in columns:
+        raise ImportFileError(f"the key column {best.key} is missing", code="missing_key", file=path,
+                              column=best.key, fix=f"add the column {best.key} ({best.label_zh}的编码) and "
+                                                   "import again")
+    return best
+
+
+def _header_rows_check(cands, head_rows, path) -> None:
+    for i, row in enumerate(head_rows or []):
+        values = [str(v).strip() for v in row if v is not None and str(v).strip()]
+        for cb in cands.values():
+            if values and _score(cb, values)[0] >= MATCH_THRESHOLD:
+                raise ImportFileError(
+                    f"the variable names are on row {i + 2}, not on row 1: {i + 1} title row(s) above the header",
+                    code="extra_header_rows", file=path, row=i + 2,
+                    fix=f"delete the {i + 1} row(s) above the variable names so that they are on row 1 "
+                        "(one header row, then one row per household)")
+
+
+def _sample_ids(con, cb):
+    """(sample_ids, reserve_ids, note) from the latest draw; (None, None, note) when there is none."""
+    def exists(name):
+        return con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+
+    note = "no sample draw in this workspace: linkage to the sample was not checked"
+    if not exists("draws"):
+        return None, None, note
+    row = con.execute("SELECT draw_id FROM draws ORDER BY created DESC LIMIT 1").fetchone()
+    if row is None:
+        return None, None, note
+    draw_id = row[0]
+    if cb.key == "household_id":
+        if not exists("sample_households"):
+            return None, None, note
+        rows = con.execute("SELECT household_id, role FROM sample_households WHERE draw_id = ?", (draw_id,)).fetchall()
+        sample = {str(h) for h, r in rows if r != "reserve"}
+        reserve = {str(h) for h, r in rows if r == "reserve"}
+        return sample, reserve, None
+    if cb.key == "village_code":
+        if not exists("sample_villages"):
+            return None, None, note
+        rows = con.execute("SELECT village_code FROM sample_villages WHERE draw_id = ?", (draw_id,)).fetchall()
+        return {str(v) for (v,) in rows}, set(), None
+    return None, None, None
+
+
+def _reasons_by_row(issues: pd.DataFrame) -> dict:
+    """{(sheet, row): [reason, ...]} of the error issues."""
+    out: dict = {}
+    err = issues[issues["severity"] == "error"]
+    if err.empty:
+        return out
+    cols = ["sheet", "row", "rule", "rule_zh", "field", "value", "message_zh", "fix_zh"]
+    for rec in err[cols].astype(object).itertuples(index=False, name=None):
+        sheet, row = rec[0], rec[1]
+        if row is None or row is pd.NA or (isinstance(row, float) and np.isnan(row)):
+            key = (sheet, None)
+        else:
+            key = (sheet, int(row))
+        out.setdefault(key, []).append({"rule": rec[2], "rule_zh": rec[3], "field": rec[4],
+                                        "value": None if rec[5] is None else str(rec[5]),
+                                        "message_zh": rec[6], "fix_zh": rec[7]})
+    return out
+
+
+def _new_issue(file, sheet, row, key, field_, rule, rule_zh, value, message, fix, severity="error") -> dict:
+    return {"file": file, "sheet": sheet, "row": row, "household_id": key, "field": field_, "rule": rule,
+            "rule_zh": rule_zh, "severity": severity, "value": value, "message_zh": message, "fix_zh": fix}
+
+
+def _lookup_current(con, table: str, key: str, keys) -> pd.DataFrame:
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return pd.DataFrame(columns=["_key", "import_id", "version", "row_hash", "file_row"])
+    rows = con.execute(
+        f"SELECT {key}, import_id, version, row_hash, file_row FROM {table} WHERE superseded_by IS NULL "
+        f"AND {key} IN (SELECT value FROM json_each(?))", (json.dumps(keys),)).fetchall()
+    return pd.DataFrame(rows, columns=["_key", "import_id", "version", "row_hash", "file_row"])
+
+
+# ================================================================================================ the import
+class _FileImport:
+    """One file's import inside one transaction."""
+
+    def __init__(self, ws, con, source, cb, result: ImportResult, chunk_rows: int, progress):
+        self.ws, self.con, self.src, self.cb, self.r = ws, con, source, cb, result
+        self.chunk_rows = chunk_rows
+        self.progress = progress
+        self.instrument = _instrument_name(cb)
+        self.kind = _KIND.get(self.instrument, "villages" if cb.key == "village_code" else "households")
+        self.table, self.key = st.KINDS[self.kind]
+        self.main_vars = [v for v in cb.variables if not v.startswith("_")]
+        self.file = result.file
+        self.import_id = result.import_id
+        self.counts = {}
+        self.issue_rows = 0
+
+    # ---- counting
+    def _count(self, table: str, **kw) -> None:
+        c = self.counts.setdefault(table, {"rows_in": 0, "accepted": 0, "quarantined": 0, "duplicates_skipped": 0})
+        for k, v in kw.items():
+            c[k] += int(v)
+
+    # ---- repeats
+    def _prepare_repeats(self):
+        reps = {}
+        for name, frame in self.src.repeats().items():
+            group = None
+            if name in self.cb.repeats:
+                group = self.cb.repeats[name]
+            else:
+                scored = [(g.match_score(frame.columns), g) for g in self.cb.repeats.values()]
+                scored = [t for t in scored if t[0] >= MATCH_THRESHOLD]
+                if scored:
+                    group = max(scored, key=lambda t: t[0])[1]
+            label = self.src.repeat_files.get(name, name)
+            if group is None:
+                self.r.messages.append(f"table {label!r} ({len(frame):,} rows) is not part of the codebook "
+                                       f"{self.instrument} and was not imported")
+                continue
+            frame = frame.reset_index(drop=True)
+            parent, item = group.key[0], (group.key[1] if len(group.key) > 1 else None)
+            if item and (item not in frame.columns or frame[item].isna().all()) and _ITEM in frame.columns:
+                frame[item] = frame[_ITEM]
+            data_cols = [c for c in frame.columns if not str(c).startswith("_")]
+            empty = frame[data_cols].isna().all(axis=1).to_numpy() if data_cols else np.ones(len(frame), bool)
+            if empty.any():
+                self.r.messages.append(f"table {label!r}: {int(empty.sum()):,} empty rows ignored")
+                frame = frame[~empty].reset_index(drop=True)
+            reps[group.name] = {"frame": frame, "group": group, "label": label, "used": np.zeros(len(frame), bool),
+                                "by_parent": PARENT in frame.columns}
+            self._count(group.name, rows_in=len(frame))
+        return reps
+
+    def _chunk_repeats(self, reps, main: pd.DataFrame, main_keys: pd.Series):
+        out = {}
+        for gname, rp in reps.items():
+            frame, group = rp["frame"], rp["group"]
+            parent = group.key[0]
+            if rp["by_parent"] and LINK in main.columns:
+                link_to_key = pd.Series(main_keys.to_numpy(), index=main[LINK].astype(str).to_numpy())
+                link_to_key = link_to_key[~link_to_key.index.duplicated()]
+                par = frame[PARENT].astype(str)
+                sel = par.isin(link_to_key.index).to_numpy() & ~rp["used"]
+                sub = frame[sel].copy()
+                mapped = par[sel].map(link_to_key)
+                if parent not in sub.columns or sub[parent].isna().all():
+                    sub[parent] = mapped.to_numpy()
+                else:
+                    sub[parent] = sub[parent].where(sub[parent].notna(), mapped.to_numpy())
+            else:
+                if parent not in frame.columns:
+                    continue
+                sel = _key_text(frame[parent]).isin(set(main_keys)).to_numpy() & ~rp["used"]
+                sub = frame[sel].copy()
+            rp["used"] |= sel
+            out[gname] = sub.reset_index(drop=True)
+        return out
+
+    # ---- the run
+    def run(self, chunks) -> None:
+        reps = self._prepare_repeats() if self.cb.repeats else {}
+        sample_ids, reserve_ids, note = _sample_ids(self.con, self.cb)
+        if note:
+            self.r.messages.append(note)
+        self.sample_ids, self.reserve_ids = sample_ids, reserve_ids
+        total_main = 0
+        empty_rows = 0
+        for chunk in chunks:
+            data_cols = [c for c in chunk.columns if not str(c).startswith("_")]
+            empty = chunk[data_cols].isna().all(axis=1).to_numpy() if data_cols else np.ones(len(chunk), bool)
+            if empty.any():
+                empty_rows += int(empty.sum())
+                chunk = chunk[~empty].reset_index(drop=True)
+            if chunk.empty:
+                continue
+            total_main += len(chunk)
+            self._count("main", rows_in=len(chunk))
+            self._chunk(chunk, reps)
+            if self.progress:
+                self.progress(self.file, total_main)
+        if empty_rows:
+            self.r.messages.append(f"{empty_rows:,} empty rows ignored")
+        if total_main == 0:
+            raise ImportFileError("the file has a header but no data rows", code="empty_file", file=self.src.path,
+                                  fix="export the questionnaire data again; check that the export holds the "
+                                      "interviews")
+        for gname, rp in reps.items():
+            left = ~rp["used"]
+            if left.any():
+                self._orphans(gname, rp, np.flatnonzero(left))
+        self._finish()
+
+    def _chunk(self, raw: pd.DataFrame, reps) -> None:
+        cb = self.cb
+        raw = raw.reset_index(drop=True)
+        keys_raw = _key_text(raw[self.key]) if self.key in raw.columns else pd.Series([""] * len(raw), dtype=object)
+        # exact in-file duplicates (same key, same answers): skipped, counted
+        dup_key = keys_raw.duplicated(keep=False).to_numpy() & (keys_raw != "").to_numpy()
+        drop = np.zeros(len(raw), dtype=bool)
+        if dup_key.any():
+            cols = [c for c in self.main_vars if c in raw.columns]
+            sub = raw.loc[dup_key, cols].astype("string")
+            drop[np.flatnonzero(dup_key)] = sub.duplicated(keep="first").to_numpy()
+        chunk_reps = self._chunk_repeats(reps, raw, keys_raw)
+        if drop.any():
+            self._count("main", duplicates_skipped=int(drop.sum()))
+            if LINK in raw.columns:
+                dropped_links = set(raw.loc[drop, LINK].astype(str))
+                for gname, sub in list(chunk_reps.items()):
+                    if PARENT in sub.columns:
+                        gone = sub[PARENT].astype(str).isin(dropped_links).to_numpy()
+                        if gone.any():
+                            self._count(gname, duplicates_skipped=int(gone.sum()))
+                            chunk_reps[gname] = sub[~gone].reset_index(drop=True)
+            raw = raw[~drop].reset_index(drop=True)
+        main_in = raw.drop(columns=[c for c in (LINK,) if c in raw.columns])
+        rep_in = {g: f.drop(columns=[c for c in (PARENT, _ITEM) if c in f.columns]) for g, f in chunk_reps.items()}
+        try:
+            from .validate import validate
+            res = validate(cb, main_in, repeats=rep_in, sample_ids=self.sample_ids, reserve_ids=self.reserve_ids,
+                           config=self.ws.config, file=self.file)
+        except CodebookError as exc:
+            raise ImportFileError(exc.message, code="wrong_instrument", file=self.src.path, column=exc.column,
+                                  fix=exc.fix) from None
+        typed = res.main.reset_index(drop=True)
+        main_err = np.asarray(res.main_errors, dtype=bool) if res.main_errors is not None \
+            else np.zeros(len(typed), bool)
+        issues = res.issues.copy()
+        extra_issues = []
+        keys = _key_text(typed[self.key])
+
+        # roster per household: typed rows, errors
+        rtyped = {g: res.repeats[g].reset_index(drop=True) for g in rep_in if g in res.repeats}
+        rerr = {g: np.asarray(res.repeat_errors.get(g, np.zeros(len(rtyped[g]), bool)), dtype=bool) for g in rtyped}
+        rkeys = {g: _key_text(rtyped[g][self.cb.repeats[g].key[0]]) for g in rtyped}
+
+        ok = ~main_err
+        ok_pos = np.flatnonzero(ok)
+        hash_cols = [c for c in self.main_vars if c in typed.columns] + \
+            ([USER_MISSING] if USER_MISSING in typed.columns else [])
+        h = st.row_hashes(typed.iloc[ok_pos], hash_cols) if len(ok_pos) else np.zeros(0, np.uint64)
+        unit = pd.Series(h, index=keys.iloc[ok_pos].to_numpy())
+        member_hash = {}
+        unit_u = unit.to_numpy(dtype=np.uint64).copy()
+        for g, f in rtyped.items():
+            gvars = [c for c in self.cb.repeats[g].variables if c in f.columns]
+            if USER_MISSING in f.columns:
+                gvars.append(USER_MISSING)
+            mh = st.row_hashes(f, gvars) if len(f) else np.zeros(0, np.uint64)
+            member_hash[g] = mh
+            if len(f) and len(unit_u):
+                # order-free sum of the roster's row hashes per household (wrapping uint64 arithmetic)
+                codes, uniq = pd.factorize(rkeys[g].to_numpy())
+                sums = np.zeros(len(uniq), dtype=np.uint64)
+                with np.errstate(over="ignore"):
+                    np.add.at(sums, codes, mh * np.uint64(0x9E3779B97F4A7C15))
+                where = pd.Index(uniq).get_indexer(unit.index)
+                add = np.where(where >= 0, sums[np.clip(where, 0, None)], np.uint64(0)).astype(np.uint64)
+                with np.errstate(over="ignore"):
+                    unit_u = (unit_u ^ (add + np.uint64(st.hash_text(g)))) * np.uint64(1099511628211)
+        unit = pd.Series(unit_u, index=unit.index)
+
+        cur = _lookup_current(self.con, self.table, self.key, list(unit.index))
+        cur = cur.drop_duplicates("_key").set_index("_key")
+        unit_signed = st.signed(unit.to_numpy(dtype=np.uint64))
+        status = np.full(len(ok_pos), "new", dtype=object)
+        versions = np.ones(len(ok_pos), dtype=np.int64)
+        if len(cur):
+            in_cur = unit.index.isin(cur.index)
+            if in_cur.any():
+                c = cur.loc[unit.index[in_cur]]
+                same = c["row_hash"].to_numpy(dtype=np.int64) == unit_signed[in_cur]
+                mine = c["import_id"].to_numpy() == self.import_id
+                st_sub = np.where(same, "dup", np.where(mine, "conflict", "supersede"))
+                status[in_cur] = st_sub
+                versions[in_cur] = c["version"].to_numpy(dtype=np.int64) + 1
+                for p, fr, s in zip(np.flatnonzero(in_cur), c["file_row"].to_numpy(), st_sub):
+                    if s == "conflict":
+                        row_no = int(typed[ROW].iloc[ok_pos[p]])
+                        key = unit.index[p]
+                        extra_issues.append(_new_issue(
+                            self.file, "main", row_no, key, self.key, "duplicate", "同一户重复出现", key,
+                            f"此户在本文件第 {int(fr)} 行已出现，且内容不同", "同一户只保留一行：删除错误的那一行，或改正录错的编码"))
+        conflict_keys = set(unit.index[status == "conflict"])
+        dup_keys = set(unit.index[status == "dup"])
+        sup_keys = list(unit.index[status == "supersede"])
+        store_mask = (status == "new") | (status == "supersede")
+        store_pos = ok_pos[store_mask]
+
+        # supersede the earlier versions (and their rosters)
+        if sup_keys:
+            payload = json.dumps(sup_keys)
+            self.con.execute(f"UPDATE {self.table} SET superseded_by = ? WHERE superseded_by IS NULL AND "
+                             f"{self.key} IN (SELECT value FROM json_each(?))", (self.import_id, payload))
+            if self.kind == "households":
+                self.con.execute("UPDATE persons SET superseded_by = ? WHERE superseded_by IS NULL AND "
+                                 "household_id IN (SELECT value FROM json_each(?))", (self.import_id, payload))
+            self.r.superseded += len(sup_keys)
+
+        # accepted main rows
+        if len(store_pos):
+            keep_cols = [ROW] + [c for c in self.main_vars if c in typed.columns] + \
+                ([USER_MISSING] if USER_MISSING in typed.columns else [])
+            frame = typed.iloc[store_pos][keep_cols].reset_index(drop=True)
+            seg = st.write_segment(self.con, self.import_id, self.kind, self.instrument, frame)
+            vers = versions[store_mask]
+            hs = unit_signed[store_mask]
+            self.con.executemany(
+                f"INSERT INTO {self.table} ({self.key}, instrument, import_id, version, row_hash, segment_id, pos, "
+                f"file_row, superseded_by) VALUES (?,?,?,?,?,?,?,?,NULL)",
+                zip(keys.iloc[store_pos].tolist(), [self.instrument] * len(store_pos),
+                    [self.import_id] * len(store_pos), vers.tolist(), hs.tolist(), [seg] * len(store_pos),
+                    range(len(store_pos)), frame[ROW].astype("int64").tolist()))
+        self._count("main", accepted=len(store_pos), duplicates_skipped=int((status == "dup").sum()))
+
+        # quarantined main rows: errors + in-file conflicts
+        q_mask = main_err.copy()
+        if conflict_keys:
+            q_mask[ok_pos[status == "conflict"]] = True
+        reasons = _reasons_by_row(pd.concat([issues, pd.DataFrame(extra_issues, columns=issues.columns)])
+                                  if extra_issues else issues)
+        self._quarantine(raw, typed, np.flatnonzero(q_mask), keys, "main", self.src.main_name, reasons)
+        self._count("main", quarantined=int(q_mask.sum()))
+
+        # roster rows follow their household
+        version_of = dict(zip(keys.iloc[store_pos].tolist(), versions[store_mask].tolist()))
+        for g, f in rtyped.items():
+            gk = rkeys[g]
+            err = rerr[g]
+            in_store = gk.isin(set(version_of)).to_numpy() & ~err
+            in_dup = gk.isin(dup_keys).to_numpy() & ~err
+            q = ~(in_store | in_dup)
+            label = reps[g]["label"]
+            if in_store.any():
+                gvars = [c for c in self.cb.repeats[g].variables if c in f.columns]
+                keep = [ROW] + gvars + ([USER_MISSING] if USER_MISSING in f.columns else [])
+                pos = np.flatnonzero(in_store)
+                frame = f.iloc[pos][keep].reset_index(drop=True)
+                seg = st.write_segment(self.con, self.import_id, "persons", self.instrument, frame)
+                item = self.cb.repeats[g].key[1] if len(self.cb.repeats[g].key) > 1 else None
+                nos = (pd.to_numeric(frame[item], errors="coerce").astype("Int64").astype(object)
+                       .where(frame[item].notna(), None).tolist() if item and item in frame.columns
+                       else [None] * len(pos))
+                hk = gk.iloc[pos].tolist()
+                self.con.executemany(
+                    "INSERT INTO persons (household_id, member_no, instrument, import_id, version, row_hash, "
+                    "segment_id, pos, file_row, superseded_by) VALUES (?,?,?,?,?,?,?,?,?,NULL)",
+                    zip(hk, nos, [self.instrument] * len(pos), [self.import_id] * len(pos),
+                        [version_of[k] for k in hk], st.signed(member_hash[g][pos]).tolist(), [seg] * len(pos),
+                        range(len(pos)), frame[ROW].astype("int64").tolist()))
+            qpos = np.flatnonzero(q)
+            if len(qpos):
+                extra = {}
+                for p in qpos:
+                    k = gk.iloc[p]
+                    if k in conflict_keys:
+                        extra[p] = [{"rule": "duplicate", "rule_zh": "同一户重复出现", "field": self.key,
+                                     "value": k, "message_zh": "所属的户在本文件中重复出现且内容不同，整户隔离",
+                                     "fix_zh": "同一户只保留一份记录后重新导入"}]
+                self._quarantine(chunk_reps_raw(rep_in, g), f, qpos, gk, g, label, reasons, extra)
+            self._count(g, accepted=int(in_store.sum()), duplicates_skipped=int(in_dup.sum()),
+                        quarantined=int(q.sum()))
+
+        all_issues = pd.concat([issues, pd.DataFrame(extra_issues, columns=issues.columns)], ignore_index=True) \
+            if extra_issues else issues
+        self._store_issues(all_issues)
+
+    def _quarantine(self, raw, typed, positions, keys, sheet, label, reasons, extra=None) -> None:
+        if len(positions) == 0:
+            return
+        src = raw if len(raw) == len(typed) else typed
+        payloads = st.json_payload(src, positions)
+        rows = typed[ROW].to_numpy()
+        out = []
+        for p, payload in zip(positions, payloads):
+            row = int(rows[p])
+            rs = list(reasons.get((sheet, row), [])) + list(reasons.get((sheet, None), []))
+            if extra and p in extra:
+                rs += extra[p]
+            if not rs:
+                rs = [{"rule": "household_error", "rule_zh": "同户有错误", "field": None, "value": None,
+                       "message_zh": "同一户的其他行（主表或成员表）有错误，整户隔离",
+                       "fix_zh": "改正该户标出的错误后重新导入整户"}]
+            out.append((self.import_id, self.file if sheet == "main" and label == self.src.main_name else
+                        f"{self.file}:{label}" if label != self.file else self.file, label, row,
+                        keys.iloc[p] or None, self.instrument, payload, json.dumps(rs, ensure_ascii=False)))
+        self.con.executemany("INSERT INTO quarantine (import_id, file, sheet, row, key, instrument, payload, reasons)"
+                             " VALUES (?,?,?,?,?,?,?,?)", out)
+
+    def _orphans(self, gname, rp, positions) -> None:
+        frame, group = rp["frame"], rp["group"]
+        parent = group.key[0]
+        keys = _key_text(frame[parent]) if parent in frame.columns else pd.Series([""] * len(frame), dtype=object)
+        msg = f"{group.label_zh}中的这一行所属的户不在本文件的主表中"
+        fix = "核对户编码（或 PARENT_KEY / interview__id）；或把该户的主表记录一起导入"
+        issues = []
+        for p in positions:
+            issues.append(_new_issue(self.file, gname, int(frame[ROW].iloc[p]), keys.iloc[p] or "", parent,
+                                     "orphan_member", "成员所在的户不在本文件中", keys.iloc[p] or "", msg, fix))
+        issues = pd.DataFrame(issues, columns=st.ISSUE_COLUMNS)
+        reasons = _reasons_by_row(issues)
+        self._quarantine(frame, frame, positions, keys, gname, rp["label"], reasons)
+        self._count(gname, quarantined=len(positions))
+        self._store_issues(issues)
+
+    def _store_issues(self, issues: pd.DataFrame) -> None:
+        if issues is None or issues.empty:
+            return
+        sev = issues["severity"].astype(str)
+        self.r.errors += int((sev == "error").sum())
+        self.r.warnings += int((sev == "warning").sum())
+        cols = st.ISSUE_COLUMNS
+        frame = issues[cols].astype(object).where(issues[cols].notna(), None)
+        rows = []
+        for rec in frame.itertuples(index=False, name=None):
+            rec = list(rec)
+            rec[2] = None if rec[2] is None else int(rec[2])
+            rec[8] = None if rec[8] is None else str(rec[8])
+            rows.append([self.import_id] + rec)
+        self.con.executemany("INSERT INTO issues (import_id, file, sheet, row, household_id, field, rule, rule_zh, "
+                             "severity, value, message_zh, fix_zh) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+    def _finish(self) -> None:
+        r = self.r
+        for c in self.counts.values():
+            r.rows_in += c["rows_in"]
+            r.accepted += c["accepted"]
+            r.quarantined += c["quarantined"]
+            r.duplicates_skipped += c["duplicates_skipped"]
+        r.tables = self.counts
+        if not r.reconciles:  # pragma: no cover - a bug: refuse to commit a file whose rows do not add up
+            raise RuntimeError(f"reconciliation failed for {r.file}: {r.reconciliation()} ({self.counts})")
+
+
+def chunk_reps_raw(rep_in, g):
+    return rep_in[g]
+
+
+# ================================================================================================ public API
+def import_file(ws, path, *, instrument=None, encoding=None, progress=None,
+                chunk_rows: int = DEFAULT_CHUNK_ROWS, write_report: bool = True) -> ImportResult:
+    """Import one file; raises ImportFileError (after logging the rejection) when it cannot be imported."""
+    path = Path(path)
+    result = ImportResult(file=path.name, path=str(path))
+    try:
+        _import(ws, path, result, instrument, encoding, progress, chunk_rows)
+    except ImportFileError as exc:
+        if exc.file is None:
+            exc.file = str(path)
+        result.status = "rejected"
+        result.error = exc.to_dict()
+        result.rows_in = result.accepted = result.quarantined = result.duplicates_skipped = 0
+        result.errors, result.warnings, result.superseded = 1, 0, 0
+        result.tables = {}
+        result.import_id = _log_rejection(ws, result, str(exc))
+        raise
+    if write_report and result.status == "imported":
+        _write_report(ws, result, instrument)
+    return result
+
+
+def import_files(ws, paths, *, instrument=None, encoding=None, progress=None,
+                 chunk_rows: int = DEFAULT_CHUNK_ROWS, write_report: bool = True) -> list[ImportResult]:
+    """Import several files, each in its own transaction. A file that cannot be imported gives a result with
+    status 'rejected' and ``error`` (the ImportFileError as a dict); the others are imported regardless."""
+    out = []
+    for p in paths:
+        try:
+            out.append(import_file(ws, p, instrument=instrument, encoding=encoding, progress=progress,
+                                   chunk_rows=chunk_rows, write_report=write_report))
+        except ImportFileError as exc:
+            res = ImportResult(file=Path(p).name, path=str(p), status="rejected", error=exc.to_dict(), errors=1)
+            res.messages.append(str(exc))
+            try:
+                res.sha256 = _sha256(Path(p)) if Path(p).is_file() else None
+                res.size = Path(p).stat().st_size if Path(p).is_file() else None
+            except Exception:  # pragma: no cover
+                pass
+            out.append(res)
+    return out
+
+
+def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress, chunk_rows) -> None:
+    from .readers import detect_format
+    detect_format(path)   # existence, emptiness, kind: fails before anything else
+    result.size = path.stat().st_size
+    result.sha256 = _sha256(path)
+    st.ensure_store(ws)
+    prior = _prior_import(ws, result.sha256)
+    if prior is not None:
+        _unchanged(ws, result, prior)
+        return
+    source = open_source(path, encoding=encoding)
+    try:
+        result.format, result.encoding = source.format, source.encoding
+        result.messages.extend(source.warnings)
+        chunks = source.iter_main(chunk_rows)
+        first = next(chunks, None)
+        cb = choose_codebook(source.columns, source.head_rows, first, instrument, path, source.encoding)
+        result.instrument = _instrument_name(cb)
+        _label_warnings(cb, source, result)
+
+        def all_chunks():
+            if first is not None:
+                yield first
+            yield from chunks
+
+        with ws.transaction() as con:
+            # the same file may have come in from another process meanwhile
+            again = con.execute("SELECT import_id, rows_in, time FROM audit_log WHERE sha256 = ? AND status = "
+                                "'imported' ORDER BY import_id LIMIT 1", (result.sha256,)).fetchone()
+            if again is None:
+                cur = con.execute(
+                    "INSERT INTO audit_log (file, path, sha256, size, time, user, instrument, format, encoding, "
+                    "status) VALUES (?,?,?,?,?,?,?,?,?, 'importing')",
+                    (result.file, str(path.resolve()), result.sha256, result.size, _now(), _user(),
+                     result.instrument, result.format, result.encoding))
+                result.import_id = int(cur.lastrowid)
+                job = _FileImport(ws, con, source, cb, result, chunk_rows, progress)
+                job.run(all_chunks())
+                result.status = "imported"
+                meta = {"value_labels": source.value_labels, "user_missing": source.user_missing,
+                        "tables": result.tables}
+                con.execute(
+                    "UPDATE audit_log SET rows_in=?, accepted=?, quarantined=?, duplicates_skipped=?, superseded=?, "
+                    "errors=?, warnings=?, status='imported', message=?, meta_json=? WHERE import_id=?",
+                    (result.rows_in, result.accepted, result.quarantined, result.duplicates_skipped,
+                     result.superseded, result.errors, result.warnings, "; ".join(result.messages) or None,
+                     json.dumps(meta, ensure_ascii=False, default=str), result.import_id))
+        if again is not None:
+            _unchanged(ws, result, {"import_id": again[0], "rows_in": again[1], "time": again[2]})
+    finally:
+        source.close()
+
+
+def _prior_import(ws, sha: str):
+    con = ws.connect()
+    try:
+        row = con.execute("SELECT import_id, rows_in, time FROM audit_log WHERE sha256 = ? AND status = 'imported' "
+                          "ORDER BY import_id LIMIT 1", (sha,)).fetchone()
+    finally:
+        con.close()
+    return None if row is None else {"import_id": row[0], "rows_in": row[1], "time": row[2]}
+
+
+def _unchanged(ws, result: ImportResult, prior: dict) -> None:
+    result.status = "unchanged"
+    result.rows_in = int(prior["rows_in"] or 0)
+    result.duplicates_skipped = result.rows_in
+    result.accepted = result.quarantined = 0
+    result.messages.append(f"already imported as import {prior['import_id']} ({prior['time']}): nothing changed")
+    with ws.transaction() as con:
+        cur = con.execute(
+            "INSERT INTO audit_log (file, path, sha256, size, time, user, instrument, rows_in, accepted, quarantined,"
+            " duplicates_skipped, superseded, errors, warnings, status, message) "
+            "VALUES (?,?,?,?,?,?,(SELECT instrument FROM audit_log WHERE import_id=?),?,0,0,?,0,0,0,'unchanged',?)",
+            (result.file, result.path, result.sha256, result.size, _now(), _user(), prior["import_id"],
+             result.rows_in, result.rows_in, result.messages[-1]))
+        result.import_id = int(cur.lastrowid)
+        result.instrument = con.execute("SELECT instrument FROM audit_log WHERE import_id=?",
+                                        (result.import_id,)).fetchone()[0]
+
+
+def _log_rejection(ws, result: ImportResult, message: str):
+    """The audit log records a rejected file; no data table changes."""
+    try:
+        st.ensure_store(ws)
+        with ws.transaction() as con:
+            cur = con.execute(
+                "INSERT INTO audit_log (file, path, sha256, size, time, user, instrument, format, encoding, rows_in, "
+                "accepted, quarantined, duplicates_skipped, superseded, errors, warnings, status, message) "
+                "VALUES (?,?,?,?,?,?,?,?,?,0,0,0,0,0,1,0,'rejected',?)",
+                (result.file, result.path, result.sha256, result.size, _now(), _user(), result.instrument,
+                 result.format, result.encoding, message))
+            return int(cur.lastrowid)
+    except Exception:  # pragma: no cover - logging a rejection must never hide the rejection itself
+        return None
+
+
+def _label_warnings(cb, source, result: ImportResult) -> None:
+    """SAV/DTA value labels that disagree with the codebook's choices (e.g. 1 = 未脱贫 where the codebook says
+    1 = 已脱贫) are reported: the codes are kept, a person should look."""
+    for var, labels in (source.value_labels or {}).items():
+        v = cb.variables.get(var)
+        if v is None or not v.choices:
+            continue
+        diff = [f"{code}={lab}" for code, lab in labels.items()
+                if code in v.choices and str(lab).strip() != str(v.choices[code]).strip()]
+        if diff:
+            result.messages.append(f"value labels of {var} differ from the codebook ({', '.join(diff[:3])}); "
+                                   "codes were kept as they are")
+
+
+def validation_report_path(ws, file_name: str) -> Path:
+    return ws.dir("imports") / f"{Path(file_name).stem}.validation.xlsx"
+
+
+def _write_report(ws, result: ImportResult, instrument) -> None:
+    try:
+        from .codebook import load_codebook
+        from .validation_report import write_validation_report
+        issues = st.read_issues(ws, result.import_id).drop(columns=["import_id"])
+        path = validation_report_path(ws, result.file)
+        cb = load_codebook(instrument) if instrument else load_codebook(result.instrument)
+        write_validation_report(issues, path, file_name=result.file, codebook=cb,
+                                counts={"rows": result.rows_in, "accepted": result.accepted,
+                                        "quarantined": result.quarantined,
+                                        "duplicates_skipped": result.duplicates_skipped})
+        result.report = str(path)
+        with ws.transaction() as con:
+            con.execute("UPDATE audit_log SET report = ? WHERE import_id = ?", (str(path), result.import_id))
+    except Exception as exc:  # the data are committed; a report that cannot be written is a warning
+        result.messages.append(f"the validation report could not be written: {type(exc).__name__}: {exc}")
+
+
+# ================================================================================================ status
+def import_status(ws) -> pd.DataFrame:
+    """What has come in per county and village against the latest sample draw.
+
+    One row per village (level 'village') and one per county (level 'county', village_code empty): sampled,
+    reserves_drawn, interviewed (sampled households with a current questionnaire), reserves_used, completion_pct
+    = (interviewed + reserves_used) / sampled, capped at 100, village_questionnaire (0/1), not_in_sample
+    (households stored that are not in the draw). Without a draw: counts of what came in, sample columns empty."""
+    hh = _current_households(ws)
+    vill = set()
+    if ws.table_exists("villages"):
+        vill = set(ws.read_sql("SELECT village_code FROM villages WHERE superseded_by IS NULL")["village_code"])
+    sample = None
+    if ws.table_exists("draws") and ws.table_exists("sample_households"):
+        d = ws.read_sql("SELECT draw_id FROM draws ORDER BY created DESC LIMIT 1")
+        if len(d):
+            sample = ws.read_sql("SELECT household_id, village_code, county_code, role FROM sample_households "
+                                 "WHERE draw_id = ?", (d["draw_id"].iloc[0],))
+    cols = ["level", "county_code", "village_code", "sampled", "reserves_drawn", "interviewed", "reserves_used",
+            "completion_pct", "village_questionnaire", "not_in_sample"]
+    if sample is None:
+        if hh.empty:
+            return pd.DataFrame(columns=cols)
+        hh["county_code"] = hh["household_id"].str[:6]
+        hh["village_code"] = hh["household_id"].str[:12]
+        v = hh.groupby(["county_code", "village_code"]).size().rename("interviewed").reset_index()
+        v["level"] = "village"
+        for c in ("sampled", "reserves_drawn", "reserves_used", "completion_pct", "not_in_sample"):
+            v[c] = pd.NA
+        v["village_questionnaire"] = v["village_code"].isin(vill).astype(int)
+        c = v.groupby("county_code", as_index=False)["interviewed"].sum()
+        c["level"] = "county"
+        c["village_code"] = ""
+        c["village_questionnaire"] = v.groupby("county_code")["village_questionnaire"].sum().to_numpy()
+        return pd.concat([v, c], ignore_index=True)[cols].sort_values(
+            ["county_code", "level", "village_code"], ascending=[True, False, True]).reset_index(drop=True)
+    sample = sample.copy()
+    sample["household_id"] = sample["household_id"].astype(str)
+    came = set(hh["household_id"]) if len(hh) else set()
+    sample["in"] = sample["household_id"].isin(came)
+    sample["is_sample"] = sample["role"] != "reserve"
+    sample["is_reserve"] = ~sample["is_sample"]
+    g = sample.groupby(["county_code", "village_code"])
+    v = pd.DataFrame({
+        "sampled": g["is_sample"].sum(), "reserves_drawn": g["is_reserve"].sum(),
+        "interviewed": g.apply(lambda x: int((x["in"] & x["is_sample"]).sum()), include_groups=False),
+        "reserves_used": g.apply(lambda x: int((x["in"] & x["is_reserve"]).sum()), include_groups=False),
+    }).reset_index()
+    stray = hh[~hh["household_id"].isin(set(sample["household_id"]))] if len(hh) else hh
+    stray_by_v = stray["household_id"].str[:12].value_counts() if len(stray) else pd.Series(dtype=int)
+    v["not_in_sample"] = v["village_code"].map(stray_by_v).fillna(0).astype(int)
+    v["village_questionnaire"] = v["village_code"].isin(vill).astype(int)
+    v["level"] = "village"
+    c = v.groupby("county_code", as_index=False)[["sampled", "reserves_drawn", "interviewed", "reserves_used",
+                                                   "village_questionnaire", "not_in_sample"]].sum()
+    c["level"] = "county"
+    c["village_code"] = ""
+    out = pd.concat([v, c], ignore_index=True)
+    done = out["interviewed"] + out["reserves_used"]
+    out["completion_pct"] = np.where(out["sampled"] > 0, np.minimum(100.0, 100.0 * done / out["sampled"].clip(lower=1)),
+                                     np.nan).round(1)
+    for col in ("sampled", "reserves_drawn", "interviewed", "reserves_used", "village_questionnaire", "not_in_sample"):
+        out[col] = out[col].astype(int)
+    return out[cols].sort_values(["county_code", "level", "village_code"], ascending=[True, False, True]) \
+        .reset_index(drop=True)
+
+
+def _current_households(ws) -> pd.DataFrame:
+    if not ws.table_exists("households"):
+        return pd.DataFrame(columns=["household_id"])
+    return ws.read_sql("SELECT household_id FROM households WHERE superseded_by IS NULL")
