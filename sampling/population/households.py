@@ -88,7 +88,7 @@ _HU = {name: i for i, name in enumerate(
     "group_no tiebreak u1 u2 u3 head_age single_old single_age head_sex committee red_type vehicle vehicle_amt "
     "vehicle_small vehicle_red ur2 fail_item fail_detail grade renovated water_fail litres litres_low piped trip "
     "interrupt base lift edge by_income w_share cost exit_year exit_pc not_rec which lat lon surname ethnicity "
-    "phone_prefix phone_rest".split())}
+    "phone_prefix phone_rest phone_rest2".split())}
 _HU_CAUSES = len(_HU)
 _HU_MEASURES = _HU_CAUSES + len(P.CAUSES)
 _HU_SAT = _HU_MEASURES + len(P.MEASURES)
@@ -101,6 +101,17 @@ _HN = {name: i for i, name in enumerate("head_age vehicle_amt base lat lon".spli
 N_HN = len(_HN)
 _PN = {"spouse": 0}
 N_PN = len(_PN)
+
+
+def _u16(rng, rows: int, n: int) -> np.ndarray:
+    """(rows, n) uniform 16-bit integers from the raw 64-bit stream (4 per draw: the generator is the cost)."""
+    k = rows * n
+    return rng.bit_generator.random_raw((k + 3) // 4).view(np.uint16)[:k].reshape(rows, n)
+
+
+def _unit(u16) -> np.ndarray:
+    """16-bit integers as uniforms in (0, 1), resolution 1/65536 (ample for shares and amounts)."""
+    return (u16.astype(np.float32) + np.float32(0.5)) * np.float32(1 / 65536)
 
 
 def _uint(u, lo, hi):
@@ -144,10 +155,10 @@ def _draw(seed: int, rows: list[dict], year: int) -> dict:
         parts["size"].append(size)
         nt = int(size.sum())
         # one row per variable: columns of the county arrays stay contiguous
-        parts["UH"].append(rng.random((N_HU, n)))
-        parts["UP"].append(rng.random((N_PU, nt)))
-        parts["NH"].append(rng.standard_normal((N_HN, n)))
-        parts["NP"].append(rng.standard_normal((N_PN, nt)))
+        parts["UH"].append(_u16(rng, N_HU, n))
+        parts["UP"].append(_u16(rng, N_PU, nt))
+        parts["NH"].append(rng.standard_normal((N_HN, n), dtype=np.float32))
+        parts["NP"].append(rng.standard_normal((N_PN, nt), dtype=np.float32))
         parts["centre"].append(rng.standard_normal(2))
     out = {}
     for k, v in parts.items():
@@ -168,7 +179,7 @@ def _generate(seed: int, rows: list[dict], year: int, rates: dict, lines: dict) 
     vidx0 = np.repeat(np.arange(nv), D["n_hh"])
     n_groups = np.array([int(r["n_groups"]) for r in rows])
     UH = D["UH"]
-    group_no = _uint(UH[_HU["group_no"]], 1, n_groups[vidx0] + 1)
+    group_no = _uint(_unit(UH[_HU["group_no"]]), 1, n_groups[vidx0] + 1)
     # registers list households by 村民小组; within a group the order is random
     order = np.lexsort((UH[_HU["tiebreak"]], group_no, vidx0))
     UH = UH[:, order]
@@ -176,7 +187,7 @@ def _generate(seed: int, rows: list[dict], year: int, rates: dict, lines: dict) 
     status, dibao, size, group_no = D["status"][order], D["dibao"][order], D["size"][order], group_no[order]
     vidx = vidx0                      # the sort keeps each village's block in place
     n = len(status)
-    h = lambda name: UH[_HU[name]]  # noqa: E731
+    h = lambda name: _unit(UH[_HU[name]])  # noqa: E731
     hn = lambda name: NH[_HN[name]]  # noqa: E731
 
     s1 = status == 1
@@ -193,7 +204,7 @@ def _generate(seed: int, rows: list[dict], year: int, rates: dict, lines: dict) 
     # ---- persons
     nt = int(size.sum())
     UP = D["UP"]
-    p = lambda name: UP[_PU[name]]  # noqa: E731
+    p = lambda name: _unit(UP[_PU[name]])  # noqa: E731
     hh_of = np.repeat(np.arange(n), size)
     hstart = np.cumsum(size) - size
     member = np.arange(nt) - hstart[hh_of] + 1
@@ -342,14 +353,14 @@ def _generate(seed: int, rows: list[dict], year: int, rates: dict, lines: dict) 
     disabled = np.bincount(hh_of, weights=health == 4, minlength=n) > 0
     student = np.bincount(hh_of, weights=in_school, minlength=n) > 0
     labourers = np.bincount(hh_of, weights=labour <= 3, minlength=n)
-    uc = UH[_HU_CAUSES:_HU_CAUSES + len(P.CAUSES)].T
+    uc = _unit(UH[_HU_CAUSES:_HU_CAUSES + len(P.CAUSES)]).T
     causes = np.column_stack([ill & (uc[:, 0] < 0.95), disabled & (uc[:, 1] < 0.8), student & (uc[:, 2] < 0.35),
                               uc[:, 3] < 0.05, uc[:, 4] < 0.07, uc[:, 5] < 0.04, uc[:, 6] < 0.22,
                               (labourers == 0) | (uc[:, 7] < 0.10), uc[:, 8] < 0.25, uc[:, 9] < 0.08,
                               uc[:, 10] < 0.05])
     causes[:, 8] |= ~causes.any(axis=1)
     causes &= reg[:, None]
-    um = UH[_HU_MEASURES:_HU_MEASURES + len(P.MEASURES)].T
+    um = _unit(UH[_HU_MEASURES:_HU_MEASURES + len(P.MEASURES)]).T
     measures = np.column_stack([um[:, 0] < 0.7, any_migrant | (um[:, 1] < 0.3), (um[:, 2] < 0.1) & ~fail_house,
                                 student, ill, dibao, um[:, 6] < 0.15, um[:, 7] < 0.25, um[:, 8] < 0.1, renovated,
                                 um[:, 10] < 0.2])
@@ -358,7 +369,7 @@ def _generate(seed: int, rows: list[dict], year: int, rates: dict, lines: dict) 
     relocated = measures[:, 2]
 
     # ---- satisfaction (1 非常满意 … 5 非常不满意): about 97 % of households recognise every item
-    usat = UH[_HU_SAT:_HU_SAT + 5].T
+    usat = _unit(UH[_HU_SAT:_HU_SAT + 5]).T
     sat = np.where(usat < 0.72, 1, 2)
     not_rec = h("not_rec") >= 0.97
     which = _uint(h("which"), 0, 5)
@@ -398,7 +409,7 @@ def _generate(seed: int, rows: list[dict], year: int, rates: dict, lines: dict) 
             pos = np.searchsorted(eth_cum, ue_h[sel], side="right")
             ethnicity[sel] = np.where(pos < len(eth_idx), eth_idx[np.minimum(pos, len(eth_idx) - 1)], 0)
     phone_prefix = _PHONE_PREFIXES[_uint(h("phone_prefix"), 0, len(_PHONE_PREFIXES))]
-    phone_rest = _uint(h("phone_rest"), 0, 100_000_000)
+    phone_rest = ((UH[_HU["phone_rest"]].astype(np.int64) << 16) | UH[_HU["phone_rest2"]]) % 100_000_000
 
     # ---- ID-number slots: distinct within a county for every (age, sex) by construction
     pv = vidx[hh_of]
