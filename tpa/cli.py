@@ -9,7 +9,7 @@ import click
 
 from sampling.errors import TpaError
 
-from . import (commands_codebook, commands_demo, commands_estimate, commands_import, commands_report, commands_sample,
+from . import (commands_codebook, commands_demo, commands_fieldwork, commands_estimate, commands_import, commands_report, commands_sample,
                commands_sampling, commands_score)
 from .clitools import info
 
@@ -42,7 +42,7 @@ def init_cmd(directory, year, regime, provinces, line_series, name, force):
     info(f"workspace created: {ws.path} (configuration {ws.config_path.name}, database {ws.db_path.name})")
 
 
-for module in (commands_sampling, commands_sample, commands_codebook, commands_import, commands_score, commands_estimate, commands_report,
+for module in (commands_sampling, commands_sample, commands_codebook, commands_import, commands_fieldwork, commands_score, commands_estimate, commands_report,
                commands_demo):
     module.register(cli)
 
