@@ -1,0 +1,330 @@
+"""Rendering the leadership PDFs: context dict → masked, formatted view → HTML (Jinja, autoescaped) → PDF.
+
+Pure part (no workspace): ``render_province(context, out_path)``, ``render_national(context, out_path)`` and
+``render_many(jobs, workers)`` for several documents in worker processes.
+
+How a run goes (``render_many``):
+
+1. In the parent: each context becomes a *view* (personal data masked, verdict summary, generated texts) and
+   is rendered once to HTML without charts. The characters of every document are checked against the CJK
+   subset font (``fonts.check_coverage``: a character without a glyph fails loudly, naming it) and against
+   leftover personal data (``masking.find_personal_data``: a full ID or phone number fails the document).
+2. One font for the run is cut to exactly the characters of all documents (``fonts.run_fonts``), so that
+   WeasyPrint's per-document subsetting works on a few hundred glyphs instead of tens of thousands.
+3. Worker processes draw the charts (matplotlib SVG), render the final HTML and write each PDF.
+"""
+from __future__ import annotations
+
+import copy
+import html as _html
+import os
+import re
+import time
+from pathlib import Path
+
+from .errors import ReportError
+from .formatting import (count, date_zh, interval_text, num, official_display, pct, threshold_text, verdict_text,
+                         yuan)
+from .masking import find_personal_data, mask_record, scrub_text
+from .narrative import REGIME_NAMES, UNIT_ZH, paragraphs, recommendation_paragraphs, summary_paragraphs
+
+INDICATOR_ORDER = ["incidence", "wrongly_exited_rate", "missed_rate", "recognition_rate", "identification_accuracy",
+                   "exit_accuracy", "satisfaction", "registered_rate_gate"]
+CASE_KINDS = ["错退", "漏评", "错评", "返贫", "漏退", "其他"]
+
+
+# ---------------------------------------------------------------------------------------------- the view
+def _order(inds):
+    return sorted(inds, key=lambda i: (INDICATOR_ORDER.index(i["key"]) if i["key"] in INDICATOR_ORDER else 99))
+
+
+def prepare_view(context: dict) -> dict:
+    """A render-ready copy of a context: personal data masked, indicators ordered, texts generated."""
+    view = copy.deepcopy(context)
+    view.setdefault("assessment", {})
+    view["assessment"].setdefault("level", 0.95)
+    view["regime_name"] = REGIME_NAMES.get(view["assessment"].get("regime"), "第三方评估")
+    if view.get("kind", "province") == "national":
+        return _prepare_national(view)
+    view.setdefault("status", "ok")
+    view["indicators"] = _order(view.get("indicators") or [])
+    names = view.get("county_names") or {}
+    cases = [mask_record(c) for c in view.get("cases") or []]
+    cases.sort(key=lambda c: (CASE_KINDS.index(c.get("kind")) if c.get("kind") in CASE_KINDS else 99,
+                              not c.get("confirmed"), str(c.get("county", "")), str(c.get("household_id", ""))))
+    view["cases"] = cases
+    view["case_counts"] = [{"kind": k, "confirmed": sum(1 for c in cases if c.get("kind") == k and c.get("confirmed")),
+                            "suspected": sum(1 for c in cases if c.get("kind") == k and not c.get("confirmed"))}
+                           for k in CASE_KINDS if any(c.get("kind") == k for c in cases)]
+    for f in view.get("data_quality") or []:
+        f["file"] = scrub_text(f.get("file", ""))
+        for p in f.get("top_problems") or []:
+            p["rule"] = scrub_text(p.get("rule", ""))
+    # counties: one row per county with its indicators by key, and one table per indicator
+    keys = [i["key"] for i in view["indicators"]] or sorted(
+        {i["key"] for i in view.get("county_indicators") or []}, key=lambda k: INDICATOR_ORDER.index(k)
+        if k in INDICATOR_ORDER else 99)
+    by_county: dict[str, dict] = {}
+    for ind in view.get("county_indicators") or []:
+        by_county.setdefault(ind["county_code"], {})[ind["key"]] = ind
+    county_rows = []
+    for code in sorted(by_county):
+        inds = by_county[code]
+        verdicts = [inds[k].get("passed") for k in keys if k in inds and inds[k].get("passed") is not None]
+        county_rows.append({"code": code, "name": names.get(code, code), "inds": inds,
+                            "all_pass": all(verdicts) if verdicts else None,
+                            "failed": [inds[k]["name_zh"] for k in keys if k in inds and inds[k].get("passed") is False]})
+    view["indicator_keys"] = keys
+    view["indicator_names"] = {i["key"]: i["name_zh"] for i in (view["indicators"] or view.get("county_indicators") or [])}
+    view["county_rows"] = county_rows
+    view["county_tables"] = [{"key": k, "name_zh": view["indicator_names"].get(k, k),
+                              "rows": [dict(r["inds"][k], county_name=r["name"]) for r in county_rows if k in r["inds"]]}
+                             for k in keys]
+    view["counties_pass"] = sum(1 for r in county_rows if r["all_pass"])
+    view["counties_fail"] = sum(1 for r in county_rows if r["all_pass"] is False)
+    texts = view.get("texts") or {}
+    view["summary_paragraphs"] = paragraphs(texts.get("summary_text")) or summary_paragraphs(view)
+    view["recommendation_paragraphs"] = paragraphs(texts.get("recommendations")) or recommendation_paragraphs(view)
+    view["summary_generated"] = not paragraphs(texts.get("summary_text"))
+    view["recommendations_generated"] = not paragraphs(texts.get("recommendations"))
+    view["title"] = f"{view['province']['name']}{view['assessment'].get('year', '')}年{view['regime_name']}报告"
+    return view
+
+
+def _prepare_national(view: dict) -> dict:
+    rows = view.get("provinces") or []
+    for r in rows:
+        r["indicators"] = _order(r.get("indicators") or [])
+        r["by_key"] = {i["key"]: i for i in r["indicators"]}
+    keys = []
+    for r in rows:
+        for i in r["indicators"]:
+            if i["key"] not in keys:
+                keys.append(i["key"])
+    view["indicator_keys"] = sorted(keys, key=lambda k: INDICATOR_ORDER.index(k) if k in INDICATOR_ORDER else 99)
+    view["indicator_names"] = {i["key"]: i["name_zh"] for r in rows for i in r["indicators"]}
+    view["title"] = f"{view['assessment'].get('year', '')}年{view['regime_name']}全国汇总报告"
+    return view
+
+
+# ---------------------------------------------------------------------------------------------- HTML
+def _env():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape  # noqa: F401
+
+    from templates import TEMPLATE_DIR
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), autoescape=select_autoescape(["html", "xml"],
+                      default_for_string=True, default=True), trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(pct=pct, num=num, count=count, interval=interval_text, threshold=threshold_text,
+                       verdict=verdict_text, official=official_display, date_zh=date_zh, yuan=yuan,
+                       unit_zh=lambda u: UNIT_ZH.get(u, u or ""))
+    return env
+
+
+_ENV = None
+
+
+def env():
+    global _ENV
+    if _ENV is None:
+        _ENV = _env()
+    return _ENV
+
+
+def render_html(view: dict, charts: dict | None = None) -> str:
+    template = "national.html" if view.get("kind") == "national" else "province.html"
+    return env().get_template(template).render(v=view, charts=charts or {}, generated=time.strftime("%Y-%m-%d"))
+
+
+def stylesheet_text() -> str:
+    from templates import TEMPLATE_DIR
+
+    return (Path(TEMPLATE_DIR) / "report.css").read_text(encoding="utf-8")
+
+
+_TAG = re.compile(r"<[^>]*>", re.S)
+_STYLE = re.compile(r"<style.*?</style>", re.S)
+
+
+def visible_text(html: str) -> str:
+    """The text a reader sees: tags (and with them embedded chart data) removed, entities decoded."""
+    return _html.unescape(_TAG.sub(" ", _STYLE.sub(" ", html)))
+
+
+def check_document(html: str, fonts, where: str) -> None:
+    """Fail loudly on characters without a glyph and on unmasked personal data."""
+    from .fonts import check_coverage
+
+    text = visible_text(html)
+    check_coverage(text + stylesheet_text(), fonts, where=where)
+    leaked = find_personal_data(text)
+    if leaked:
+        shown = ", ".join(x[:3] + "…" for x in leaked[:3])
+        raise ReportError(f"{where} would print {len(leaked)} unmasked ID or phone number(s) ({shown})",
+                          code="personal_data", fix="mask the field in reports.masking.mask_record (a bug)")
+
+
+# ---------------------------------------------------------------------------------------------- charts
+def _data_uri(svg: str | None) -> str | None:
+    if not svg:
+        return None
+    import base64
+
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def placeholder_charts(view: dict) -> dict:
+    """The structure of ``make_charts`` with empty images: phase 1 renders every caption the final one has."""
+    blank = "data:,"
+    if view.get("kind") == "national":
+        return {"provinces": [{"key": k, "uri": blank} for k in view["indicator_keys"]], "combined": blank}
+    return {"indicators": blank, "counties": {t["key"]: blank for t in view.get("county_tables") or []},
+            "shortfall": blank, "satisfaction": blank}
+
+
+def make_charts(view: dict) -> dict:
+    from . import charts
+
+    if view.get("kind") == "national":
+        out = {"provinces": []}
+        for k in view["indicator_keys"]:
+            rows = []
+            thr = direction = None
+            for r in view.get("provinces") or []:
+                i = r["by_key"].get(k)
+                if i is not None:
+                    rows.append({"label": r["short"], "official": i.get("official"), "ci_low": i.get("ci_low"),
+                                 "ci_high": i.get("ci_high"), "passed": i.get("passed")})
+                    thr = thr if thr is not None else i.get("threshold")
+                    direction = i.get("direction")
+            if k in ("incidence",):
+                thr = None       # province thresholds differ (2% / 3%): colours carry the verdict
+            uri = _data_uri(charts.province_chart(rows, view["indicator_names"].get(k, k), thr, direction or "<="))
+            if uri:
+                out["provinces"].append({"key": k, "uri": uri})
+        return out
+    if view.get("status") != "ok":
+        return {}
+    out = {"indicators": _data_uri(charts.indicator_chart(view["indicators"])), "counties": {}}
+    for t in view["county_tables"]:
+        rows = [{"label": r["county_name"], "official": r.get("official"), "ci_low": r.get("ci_low"),
+                 "ci_high": r.get("ci_high"), "passed": r.get("passed")} for r in t["rows"]]
+        first = t["rows"][0] if t["rows"] else {}
+        out["counties"][t["key"]] = _data_uri(charts.county_chart(rows, t["name_zh"], first.get("threshold"),
+                                                                  first.get("direction", "<=")))
+    out["shortfall"] = _data_uri(charts.shortfall_chart(view.get("guarantees") or []))
+    sat = view.get("satisfaction") or {}
+    out["satisfaction"] = _data_uri(charts.satisfaction_chart(sat.get("items") or [], sat.get("rows") or []))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- PDF
+def _write_pdf(html: str, out_path: Path, fonts, title: str) -> dict:
+    import weasyprint
+    from weasyprint.text.fonts import FontConfiguration
+
+    from templates import TEMPLATE_DIR
+
+    from .fonts import font_face_css
+
+    fc = FontConfiguration()
+    css = weasyprint.CSS(string=font_face_css(fonts) + stylesheet_text(), font_config=fc)
+    t0 = time.perf_counter()
+    doc = weasyprint.HTML(string=html, base_url=str(TEMPLATE_DIR)).render(stylesheets=[css], font_config=fc)
+    t1 = time.perf_counter()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + f".tmp{os.getpid()}")
+    doc.metadata.title = title
+    doc.metadata.authors = ["tpa"]
+    doc.write_pdf(str(tmp))
+    os.replace(tmp, out_path)
+    t2 = time.perf_counter()
+    return {"path": str(out_path), "pages": len(doc.pages), "layout_seconds": t1 - t0, "write_seconds": t2 - t1}
+
+
+def _render_one(view: dict, out_path, fonts) -> dict:
+    t0 = time.perf_counter()
+    charts = make_charts(view)
+    t1 = time.perf_counter()
+    html = render_html(view, charts)
+    where = f"the report {view['title']}"
+    check_document(html, fonts, where)
+    res = _write_pdf(html, Path(out_path), fonts, view["title"])
+    res.update(chart_seconds=t1 - t0, seconds=time.perf_counter() - t0, title=view["title"],
+               status=view.get("status", "ok"), kind=view.get("kind", "province"))
+    return res
+
+
+def _base_checks(views: list[dict]):
+    """Phase 1 in the parent: HTML without charts for each view, checked against the base font; returns the
+    run font covering every document."""
+    from . import charts
+    from .fonts import report_fonts, run_fonts
+
+    base = report_fonts()
+    texts = []
+    for view in views:
+        html = render_html(view, placeholder_charts(view))
+        check_document(html, base, f"the report {view['title']}")
+        texts.append(visible_text(html))
+    texts.append(charts.chart_texts({}))
+    return run_fonts("".join(texts) + stylesheet_text(), base)
+
+
+def render_province(context: dict, out_path, *, fonts=None) -> dict:
+    """Render one province report (or its 数据不足 version) to ``out_path``; returns path, pages, timings."""
+    view = prepare_view(context)
+    fonts = fonts or _base_checks([view])
+    return _render_one(view, out_path, fonts)
+
+
+def render_national(context: dict, out_path, *, fonts=None) -> dict:
+    """Render the national summary (context from ``reports.national.national_context``)."""
+    view = prepare_view(dict(context, kind="national"))
+    fonts = fonts or _base_checks([view])
+    return _render_one(view, out_path, fonts)
+
+
+def _worker(args):
+    view, out_path, fonts = args
+    return _render_one(view, out_path, fonts)
+
+
+def render_many(jobs: list[tuple[dict, str | Path]], *, workers: int | None = None, on_done=None) -> list[dict]:
+    """Render several documents (province or national contexts with their output paths) in worker processes.
+
+    ``on_done(result)`` is called in the parent as each document is finished (for progress). Results come back
+    in the order of ``jobs``. A failing document raises its ReportError after the others have finished.
+    """
+    views = [prepare_view(ctx) for ctx, _ in jobs]
+    fonts = _base_checks(views)
+    workers = max(1, min(workers or (os.cpu_count() or 1), len(jobs)))
+    results: list[dict | None] = [None] * len(jobs)
+    errors = []
+    if workers == 1:
+        for k, (view, (_, out)) in enumerate(zip(views, jobs)):
+            results[k] = _render_one(view, out, fonts)
+            if on_done:
+                on_done(results[k])
+        return results
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    # largest documents first so that the last worker is not left with the longest one
+    order = sorted(range(len(jobs)), key=lambda k: -len(views[k].get("county_indicators") or []))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_worker, (views[k], jobs[k][1], fonts)): k for k in order}
+        for fut in as_completed(futures):
+            k = futures[fut]
+            try:
+                results[k] = fut.result()
+            except ReportError as exc:
+                errors.append(exc)
+                continue
+            if on_done:
+                on_done(results[k])
+    if errors:
+        raise errors[0]
+    return results
