@@ -125,7 +125,7 @@ class StatSource(Source):
             elif self._text_sentinels and not pd.api.types.is_numeric_dtype(chunk[col].dtype):
                 v = chunk[col]
                 chunk[col] = v.where(~v.isin(self._text_sentinels))
-        if found:
+        if found or self._ranges:
             chunk[USER_MISSING] = _user_missing_json(found, len(chunk))
 
 def _user_missing_json(found: dict, n: int) -> np.ndarray:
