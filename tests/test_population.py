@@ -268,3 +268,12 @@ def test_cli_population_generate(tmp_path):
     assert json.loads((out / "population.json").read_text(encoding="utf-8"))["error_rates"]["missed"] == 0.05
     assert main(["population", "generate", "--out", str(out)]) == 2          # neither --provinces nor --all
     assert main(["population", "generate", "--provinces", "北京", "--out", str(out)]) == 2
+
+
+def test_year_follows_the_frame():
+    frame = village_frame(["陕西"], 8, counties_per_province=1, villages_per_county=2, year=2016)
+    h1, p1 = village_households(8, frame.iloc[0])
+    assert h1.loc[h1.register_status == 1, "exit_year"].max() <= 2016
+    assert (p1["id_number"].str[6:10].astype(int) + p1["age"] == 2016).all()
+    h2, _ = village_households(8, frame.iloc[0], year=2016)
+    pd.testing.assert_frame_equal(h1, h2)

@@ -143,3 +143,22 @@ def test_content_hash_is_sha256_of_bytes(tmp_path):
     path = tmp_path / "x.csv"
     path.write_bytes(b"a,b\n1,2\n")
     assert content_hash(path) == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_codes = st.text(alphabet="0123456789", min_size=1, max_size=18)
+_names = st.text(alphabet="张王李赵村镇县乡一二三abc ", min_size=1, max_size=8).map(str.strip).filter(bool)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(codes=st.lists(_codes, min_size=1, max_size=5), names=st.lists(_names, min_size=5, max_size=5),
+       encoding=st.sampled_from(["utf-8", "utf-8-sig", "gbk"]))
+def test_csv_round_trip_keeps_codes_and_chinese_text(tmp_path, codes, names, encoding):
+    df = pd.DataFrame({"village_code": codes, "phone": codes, "name": names[:len(codes)]})
+    path = tmp_path / "h.csv"
+    df.to_csv(path, index=False, encoding=encoding)
+    got = read_table(path)
+    assert got["village_code"].tolist() == codes and got["phone"].tolist() == codes
+    assert got["name"].astype(str).tolist() == df["name"].tolist()

@@ -37,6 +37,7 @@ PERSON_COLUMNS = [
     "education", "in_school", "school_exempt", "health", "labour", "migrant_months", "insurance",
     "insurance_exempt", "public_servant", "village_committee",
 ]
+DEFAULT_YEAR = 2019
 SAT_ITEMS = ("sat_policy", "sat_measures", "sat_results", "sat_exit", "sat_cadres")
 VEHICLE_RED_LINE = 30000
 # ages are whole years on 31 December of the assessed year: a person of age a was born in year − a
@@ -464,9 +465,15 @@ def _join_codes(flags: np.ndarray, words) -> pd.arrays.ArrowStringArray:
     return T.to_str(out, lengths=lengths)
 
 
-def county_households(seed: int, villages: pd.DataFrame, *, year: int = 2019, error_rates=None,
+def county_households(seed: int, villages: pd.DataFrame, *, year: int | None = None, error_rates=None,
                       lines: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Households and persons of every village in ``villages`` (frame rows), in frame order."""
+    """Households and persons of every village in ``villages`` (frame rows), in frame order.
+
+    year: the assessed year (incomes, exits, ages); by default the year the frame was built for
+    (``villages.attrs["year"]``, set by ``village_frame``), else 2019.
+    """
+    if year is None:
+        year = villages.attrs.get("year", DEFAULT_YEAR)
     rates = _rates(error_rates)
     check_arg(2014 <= int(year) <= 2020, "year", "must be between 2014 and 2020")
     year = int(year)
@@ -642,12 +649,17 @@ def household_truth(hh: pd.DataFrame, persons: pd.DataFrame, year: int, *, lines
     }
 
 
-def village_households(seed: int, village, *, year: int = 2019, error_rates=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(households, persons) of one village given its frame row (a Series, dict or one-row DataFrame)."""
+def village_households(seed: int, village, *, year: int | None = None,
+                       error_rates=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(households, persons) of one village given its frame row (a Series, dict or one-row DataFrame).
+
+    year defaults to the year of the frame the row came from (its ``attrs["year"]``), else 2019.
+    """
     if isinstance(village, pd.DataFrame):
         frame = village
     elif isinstance(village, pd.Series):
         frame = village.to_frame().T
+        frame.attrs = dict(village.attrs)
     else:
         frame = pd.DataFrame([dict(village)])
     check_arg(len(frame) == 1, "village", "must be one village row")
