@@ -1,0 +1,337 @@
+"""The importer: every row accepted, quarantined with its reasons or skipped as an exact duplicate, and counted;
+files that cannot be imported change nothing."""
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+from _survey_fixtures import households, villages
+
+from sampling.workspace import init_workspace
+from survey import store
+from survey.errors import ImportFileError
+from survey.importer import import_file, import_files, import_status
+from survey.readers import ROW
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return init_workspace(tmp_path / "ws")
+
+
+def frames(n=4, status=1, start=0):
+    main, roster = households(n + start, status)
+    main, roster = main.iloc[start:].drop(columns=ROW), roster.drop(columns=ROW)
+    roster = roster[roster["household_id"].isin(main["household_id"])]
+    return main.reset_index(drop=True), roster.reset_index(drop=True)
+
+
+def xlsx(path, main, roster=None):
+    with pd.ExcelWriter(path) as xw:
+        main.to_excel(xw, sheet_name="hh", index=False)
+        if roster is not None:
+            roster.to_excel(xw, sheet_name="members", index=False)
+    return path
+
+
+def add_draw(ws, sample, reserve=(), villages_=(), created="2019-04-01T00:00:00"):
+    with ws.transaction() as con:
+        con.execute("CREATE TABLE IF NOT EXISTS draws (draw_id TEXT PRIMARY KEY, created TEXT NOT NULL, seed INTEGER "
+                    "NOT NULL, design_json TEXT NOT NULL, frame_hashes_json TEXT NOT NULL, software_version TEXT NOT "
+                    "NULL, summary_json TEXT NOT NULL)")
+        con.execute("CREATE TABLE IF NOT EXISTS sample_households (draw_id TEXT NOT NULL, household_id TEXT NOT NULL, "
+                    "village_code TEXT, county_code TEXT, role TEXT NOT NULL, reserve_order INTEGER)")
+        con.execute("CREATE TABLE IF NOT EXISTS sample_villages (draw_id TEXT NOT NULL, county_code TEXT, "
+                    "village_code TEXT NOT NULL)")
+        con.execute("INSERT INTO draws VALUES ('d1', ?, 1, '{}', '{}', 'test', '{}')", (created,))
+        rows = [("d1", h, h[:12], h[:6], "sample", None) for h in sample]
+        rows += [("d1", h, h[:12], h[:6], "reserve", i + 1) for i, h in enumerate(reserve)]
+        con.executemany("INSERT INTO sample_households VALUES (?,?,?,?,?,?)", rows)
+        con.executemany("INSERT INTO sample_villages VALUES ('d1', ?, ?)", [(v[:6], v) for v in villages_])
+
+
+def test_clean_csv_accepted_and_reconciled(ws, tmp_path):
+    main, _ = frames(4)
+    p = tmp_path / "hh.csv"
+    main.to_csv(p, index=False, encoding="gbk")
+    r = import_file(ws, p)
+    assert (r.status, r.instrument, r.rows_in, r.accepted, r.quarantined, r.duplicates_skipped) == \
+        ("imported", "hh_registered", 4, 4, 0, 0)
+    assert r.reconciles and r.sha256 and r.size == p.stat().st_size
+    assert any("linkage" in m for m in r.messages)           # no draw: said so
+    hh = store.read_households(ws)
+    assert hh["household_id"].tolist() == main["household_id"].tolist()
+    assert str(hh["register_status"].dtype) == "Int64"
+    assert hh["head_name"].iloc[0] == "王五"
+    assert set(hh["instrument"]) == {"hh_registered"} and set(hh["version"]) == {1}
+    log = store.read_imports(ws)
+    assert log[["status", "rows_in", "accepted", "user"]].iloc[0].tolist()[:3] == ["imported", 4, 4]
+    assert log["sha256"].iloc[0] == r.sha256
+    assert (ws.path / "imports" / "hh.validation.xlsx").exists() and r.report
+
+
+def test_same_file_again_changes_nothing(ws, tmp_path):
+    main, roster = frames(3)
+    p = xlsx(tmp_path / "hh.xlsx", main, roster)
+    import_file(ws, p)
+    before = store.data_fingerprint(ws)
+    r = import_file(ws, p)
+    assert r.status == "unchanged" and r.rows_in == 12 and r.duplicates_skipped == 12 and r.reconciles
+    assert store.data_fingerprint(ws) == before
+    assert store.read_imports(ws)["status"].tolist() == ["imported", "unchanged"]
+
+
+def test_same_content_in_another_file_is_skipped_as_duplicates(ws, tmp_path):
+    main, roster = frames(3)
+    import_file(ws, xlsx(tmp_path / "a.xlsx", main, roster))
+    before = store.data_fingerprint(ws)
+    r = import_file(ws, xlsx(tmp_path / "b.xlsx", main.iloc[::-1], roster))    # same households, other order
+    assert (r.status, r.accepted, r.duplicates_skipped, r.quarantined) == ("imported", 0, 12, 0)
+    assert store.data_fingerprint(ws)["households"] == before["households"]
+
+
+def test_corrected_file_supersedes_and_keeps_history(ws, tmp_path):
+    main, roster = frames(3)
+    import_file(ws, xlsx(tmp_path / "a.xlsx", main, roster))
+    fixed = main.copy()
+    fixed.loc[1, "wage_income"] = "21000"
+    fixed.loc[1, "net_income_declared"] = "28000"
+    r = import_file(ws, xlsx(tmp_path / "a_fixed.xlsx", fixed, roster))
+    assert (r.accepted, r.duplicates_skipped, r.superseded) == (4, 8, 1)   # household 2 and its 3 members
+    hh = store.read_households(ws)
+    assert len(hh) == 3
+    row = hh.set_index("household_id").loc[main["household_id"][1]]
+    assert row["wage_income"] == 21000 and row["version"] == 2 and row["import_id"] == r.import_id
+    hist = store.read_households(ws, history=True)
+    assert len(hist) == 4
+    old = hist[hist["superseded_by"].notna()]
+    assert old["household_id"].tolist() == [main["household_id"][1]] and old["wage_income"].iloc[0] == 20000
+    persons = store.read_persons(ws)
+    assert len(persons) == 9
+    assert set(persons.loc[persons["household_id"] == main["household_id"][1], "import_id"]) == {r.import_id}
+    assert len(store.read_persons(ws, history=True)) == 12
+
+
+def test_unknown_household_quarantined_with_reason(ws, tmp_path):
+    main, roster = frames(4)
+    add_draw(ws, sample=main["household_id"][:2].tolist(), reserve=[main["household_id"][2]])
+    r = import_file(ws, xlsx(tmp_path / "hh.xlsx", main, roster))
+    assert (r.rows_in, r.accepted, r.quarantined) == (16, 12, 4)        # household 4 and its 3 members
+    assert not any("linkage" in m for m in r.messages)
+    q = store.read_quarantine(ws)
+    assert len(q) == 4
+    head = q[q["sheet"] == "hh"].iloc[0]
+    assert head["key"] == main["household_id"][3] and head["row"] == 5
+    reasons = json.loads(head["reasons"])
+    assert reasons[0]["rule"] == "not_in_sample" and reasons[0]["message_zh"]
+    assert json.loads(head["payload"])["household_id"] == main["household_id"][3]
+    members = q[q["sheet"] == "members"]
+    assert len(members) == 3 and set(members["key"]) == {main["household_id"][3]}
+    issues = store.read_issues(ws, r.import_id)
+    assert "not_in_sample" in set(issues["rule"])
+    st = import_status(ws)
+    village = st[st["level"] == "village"].iloc[0]
+    assert (village["sampled"], village["reserves_drawn"], village["interviewed"], village["reserves_used"]) == \
+        (2, 1, 2, 1)
+    assert village["completion_pct"] == 100.0
+    assert set(st["level"]) == {"village", "county"}
+
+
+def test_rows_with_errors_quarantined_others_accepted(ws, tmp_path):
+    main, _ = frames(3)
+    main.loc[0, "register_status"] = "9"          # not a code
+    main.loc[2, "household_id"] = None             # no key
+    p = tmp_path / "hh.csv"
+    main.to_csv(p, index=False)
+    r = import_file(ws, p)
+    assert (r.rows_in, r.accepted, r.quarantined) == (3, 1, 2) and r.errors >= 2
+    q = store.read_quarantine(ws)
+    assert sorted(q["row"].tolist()) == [2, 4]
+    rules = {rr["rule"] for rs in q["reasons"] for rr in json.loads(rs)}
+    assert "choice" in rules
+
+
+def test_duplicates_inside_a_file(ws, tmp_path):
+    main, _ = frames(3)
+    twice = pd.concat([main, main.iloc[[0]]], ignore_index=True)        # exact repeat: skipped
+    conflict = main.iloc[[1]].copy()
+    conflict["wage_income"] = "1"                                        # same household, other answers
+    data = pd.concat([twice, conflict], ignore_index=True)
+    p = tmp_path / "hh.csv"
+    data.to_csv(p, index=False)
+    r = import_file(ws, p)
+    assert (r.rows_in, r.accepted, r.quarantined, r.duplicates_skipped) == (5, 2, 2, 1)
+    assert sorted(store.read_quarantine(ws)["row"].tolist()) == [3, 6]
+
+
+def test_duplicates_across_chunks(ws, tmp_path):
+    main, _ = frames(4)
+    conflict = main.iloc[[0]].copy()
+    conflict["wage_income"] = "1"
+    data = pd.concat([main, main.iloc[[1]], conflict], ignore_index=True)
+    p = tmp_path / "hh.csv"
+    data.to_csv(p, index=False)
+    r = import_file(ws, p, chunk_rows=2)
+    assert (r.rows_in, r.accepted, r.duplicates_skipped, r.quarantined) == (6, 4, 1, 1)
+    q = store.read_quarantine(ws)
+    assert q["row"].tolist() == [7]
+    assert json.loads(q["reasons"].iloc[0])[0]["rule"] == "duplicate"
+
+
+def test_odk_zip_import(ws, tmp_path):
+    from test_readers_questionnaire import odk_zip
+    main, roster = frames(3)
+    roster = roster[~((roster["household_id"] == main["household_id"][2]) & (roster["member_no"] == "3"))]
+    r = import_file(ws, odk_zip(tmp_path / "odk.zip", main, roster))
+    assert r.format == "odk" and r.rows_in == 3 + 8 and r.reconciles
+    assert r.tables["members"]["rows_in"] == 8
+    persons = store.read_persons(ws)
+    assert len(persons) + r.tables["members"]["quarantined"] + r.tables["members"]["duplicates_skipped"] == 8
+    assert set(persons["household_id"]) <= set(main["household_id"])
+
+
+def test_orphan_roster_rows_quarantined(ws, tmp_path):
+    main, roster = frames(2)
+    stray = roster.iloc[[0]].copy()
+    stray["household_id"] = "5201020010019999"
+    stray["person_id"] = "520102001001999901"
+    r = import_file(ws, xlsx(tmp_path / "hh.xlsx", main, pd.concat([roster, stray], ignore_index=True)))
+    assert r.rows_in == 2 + 7 and r.reconciles and r.tables["members"]["quarantined"] == 1
+    q = store.read_quarantine(ws)
+    assert q["key"].tolist() == ["5201020010019999"]
+    assert json.loads(q["reasons"].iloc[0])[0]["rule"] == "orphan_member"
+
+
+def test_survey_solutions_import(ws, tmp_path):
+    from test_readers_questionnaire import suso_zip
+    main, roster = frames(2)
+    r = import_file(ws, suso_zip(tmp_path / "suso.zip", main, roster))
+    assert r.format == "survey_solutions" and r.rows_in == 8 and r.reconciles
+    assert len(store.read_persons(ws)) + r.tables["members"]["quarantined"] == 6
+
+
+def test_sav_import_keeps_user_missing(ws, tmp_path):
+    main, _ = frames(3)
+    df = main.copy()
+    for c in ("register_status", "declared_size", "wage_income"):
+        df[c] = pd.to_numeric(df[c])
+    df.loc[2, "wage_income"] = -8.0
+    p = tmp_path / "hh.sav"
+    pyreadstat.write_sav(df, str(p), missing_ranges={"wage_income": [-8, -9]},
+                         variable_value_labels={"register_status": {1: "未脱贫"}})
+    r = import_file(ws, p)
+    assert r.format == "sav" and r.rows_in == 3 and r.reconciles
+    assert any("value labels of register_status" in m for m in r.messages)
+    hh = pd.concat([store.read_households(ws), store.read_quarantine(ws)], ignore_index=True)
+    assert len(hh) == 3
+    stored = store.read_households(ws)
+    if main["household_id"][2] in set(stored["household_id"]):
+        row = stored.set_index("household_id").loc[main["household_id"][2]]
+        assert pd.isna(row["wage_income"]) and json.loads(row["_user_missing"]) == {"wage_income": -8}
+
+
+def test_village_questionnaire(ws, tmp_path):
+    v = villages(3)
+    add_draw(ws, sample=[], villages_=v["village_code"][:2].tolist())
+    p = tmp_path / "v.csv"
+    v.to_csv(p, index=False)
+    r = import_file(ws, p)
+    assert r.instrument == "village" and (r.accepted, r.quarantined) == (2, 1)
+    assert store.read_villages(ws)["village_code"].tolist() == v["village_code"][:2].tolist()
+
+
+def test_nonregistered_instrument_detected(ws, tmp_path):
+    main, _ = frames(2, status=5)
+    main = main.drop(columns=["exit_year", "exit_year_income_pc", "sat_exit", "causes"])
+    p = tmp_path / "n.csv"
+    main.to_csv(p, index=False)
+    assert import_file(ws, p).instrument == "hh_nonregistered"
+
+
+@pytest.mark.parametrize("case", ["empty", "header_only", "wrong_instrument", "named_wrong_instrument",
+                                  "title_rows", "long_cell", "truncated_sav", "wrong_encoding", "missing"])
+def test_bad_files_change_nothing(ws, tmp_path, case):
+    main, roster = frames(2)
+    import_file(ws, xlsx(tmp_path / "good.xlsx", main, roster))
+    before = store.data_fingerprint(ws)
+    n_log = len(store.read_imports(ws))
+    p = tmp_path / "bad.csv"
+    kw = {}
+    if case == "empty":
+        p.write_bytes(b"")
+    elif case == "header_only":
+        p.write_text(",".join(main.columns) + "\n")
+    elif case == "wrong_instrument":
+        pd.DataFrame({"foo": [1], "bar": [2]}).to_csv(p, index=False)
+    elif case == "named_wrong_instrument":
+        main.to_csv(p, index=False)
+        kw["instrument"] = "village"
+    elif case == "title_rows":
+        p = tmp_path / "bad.xlsx"
+        with pd.ExcelWriter(p) as xw:
+            pd.DataFrame([["某县脱贫户问卷"], [None]]).to_excel(xw, index=False, header=False)
+            main.to_excel(xw, index=False, startrow=2)
+    elif case == "long_cell":
+        m = frames(2, start=2)[0]
+        m.loc[1, "address"] = "x" * 10_000
+        m.to_csv(p, index=False)
+    elif case == "truncated_sav":
+        p = tmp_path / "bad.sav"
+        df = main[["household_id", "village_code", "county_code", "head_name"]].copy()
+        pyreadstat.write_sav(df, str(p))
+        p.write_bytes(p.read_bytes()[:-30])
+        kw["instrument"] = "hh_registered"
+    elif case == "wrong_encoding":
+        m = frames(2, start=2)[0]
+        m.to_csv(p, index=False, encoding="gbk")
+        kw["encoding"] = "utf-8"
+    elif case == "missing":
+        p = tmp_path / "nope.csv"
+    with pytest.raises(ImportFileError) as e:
+        import_file(ws, p, **kw)
+    assert e.value.fix and e.value.file
+    assert store.data_fingerprint(ws) == before
+    log = store.read_imports(ws)
+    assert len(log) == n_log + 1 and log["status"].iloc[-1] == "rejected"
+    if case == "title_rows":
+        assert e.value.code == "extra_header_rows" and e.value.row == 3
+    if case == "named_wrong_instrument":
+        assert e.value.code == "wrong_instrument" and "hh_registered" in e.value.message
+
+
+def test_import_files_goes_on_after_a_rejected_file(ws, tmp_path):
+    main, _ = frames(2)
+    good = tmp_path / "good.csv"
+    main.to_csv(good, index=False)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"")
+    res = import_files(ws, [bad, good])
+    assert [r.status for r in res] == ["rejected", "imported"]
+    assert res[0].error["code"] == "empty_file" and res[1].accepted == 2
+
+
+def test_import_status_without_draw(ws, tmp_path):
+    assert import_status(ws).empty
+    main, _ = frames(2)
+    p = tmp_path / "hh.csv"
+    main.to_csv(p, index=False)
+    import_file(ws, p)
+    st = import_status(ws)
+    assert st.loc[st["level"] == "village", "interviewed"].tolist() == [2]
+
+
+def test_reads_on_a_fresh_workspace(ws):
+    assert store.read_households(ws).empty and store.read_persons(ws).empty and store.read_villages(ws).empty
+    assert store.read_imports(ws).empty and store.read_quarantine(ws).empty and store.read_issues(ws).empty
+
+
+def test_user_missing_zip_member_with_bad_zip_name(ws, tmp_path):
+    p = tmp_path / "x.zip"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("form.csv", "foo,KEY\n1,uuid:1\n")
+    with pytest.raises(ImportFileError) as e:
+        import_file(ws, p)
+    assert e.value.code == "wrong_instrument"
+    assert np.all(store.read_households(ws).empty)

@@ -1,0 +1,101 @@
+"""The store: content hashes, typed segments, atomic imports, and several processes importing at once."""
+import multiprocessing as mp
+
+import numpy as np
+import pandas as pd
+import pytest
+from _survey_fixtures import households
+
+from sampling.workspace import Workspace, init_workspace
+from survey import store
+from survey.importer import import_file
+from survey.readers import ROW
+
+
+def test_row_hashes_ignore_column_order_and_see_every_value():
+    a = pd.DataFrame({"x": [1.0, 2.0, np.nan], "s": pd.array(["a", None, "c"], dtype="string"),
+                      "i": pd.array([1, None, 3], dtype="Int64")})
+    h = store.row_hashes(a, ["x", "s", "i"])
+    assert np.array_equal(h, store.row_hashes(a[["i", "s", "x"]], ["i", "x", "s"]))
+    assert len(set(h.tolist())) == 3
+    b = a.copy()
+    b.loc[1, "x"] = 2.5
+    hb = store.row_hashes(b, ["x", "s", "i"])
+    assert hb[0] == h[0] and hb[1] != h[1] and hb[2] == h[2]
+    # missing hashes alike whatever the dtype; -0.0 == 0.0
+    c = pd.DataFrame({"x": [0.0, np.nan]})
+    d = pd.DataFrame({"x": pd.array([-0.0, None], dtype="Float64")})
+    assert np.array_equal(store.row_hashes(c, ["x"]), store.row_hashes(d, ["x"]))
+
+
+def test_segments_keep_types():
+    f = pd.DataFrame({"household_id": pd.array(["0001", None], dtype="str"),
+                      "n": pd.array([1, None], dtype="Int64"), "x": [1.5, np.nan],
+                      "t": pd.to_datetime(["2019-05-01 09:00", None]), ROW: [2, 3]})
+    back = store.from_blob(store.to_blob(f))
+    assert back["household_id"].iloc[0] == "0001" and pd.isna(back["household_id"].iloc[1])
+    assert str(back["n"].dtype) == "Int64" and back["n"].iloc[0] == 1
+    assert back["t"].dtype.kind == "M" and back[ROW].tolist() == [2, 3]
+
+
+def test_a_failing_import_rolls_back_everything(tmp_path, monkeypatch):
+    ws = init_workspace(tmp_path / "ws")
+    main, roster = households(3)
+    p = tmp_path / "hh.csv"
+    main.drop(columns=ROW).to_csv(p, index=False)
+    store.ensure_store(ws)
+    before = store.data_fingerprint(ws)
+    from survey import importer
+
+    def boom(self, *a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(importer._FileImport, "_store_issues", boom)
+    with pytest.raises(RuntimeError):
+        import_file(ws, p)
+    assert store.data_fingerprint(ws) == before
+    assert store.read_imports(ws).empty        # the 'importing' audit row went with the rollback
+
+
+def _import_one(args):
+    ws_path, path = args
+    ws = Workspace.open(ws_path)
+    r = import_file(ws, path, write_report=False)
+    return r.status, r.rows_in, r.accepted, r.quarantined, r.duplicates_skipped
+
+
+def test_several_processes_import_at_once(tmp_path):
+    ws = init_workspace(tmp_path / "ws")
+    main, roster = households(40)
+    main, roster = main.drop(columns=ROW), roster.drop(columns=ROW)
+    paths = []
+    for k in range(4):
+        part = main.iloc[k * 10:(k + 1) * 10]
+        p = tmp_path / f"team{k}.xlsx"
+        with pd.ExcelWriter(p) as xw:
+            part.to_excel(xw, sheet_name="hh", index=False)
+            roster[roster["household_id"].isin(part["household_id"])].to_excel(xw, sheet_name="members",
+                                                                               index=False)
+        paths.append(str(p))
+    with mp.get_context("fork").Pool(4) as pool:
+        results = pool.map(_import_one, [(str(ws.path), p) for p in paths])
+    assert [r[0] for r in results] == ["imported"] * 4
+    assert all(r[1] == r[2] + r[3] + r[4] for r in results)
+    assert sum(r[1] for r in results) == 40 + 120
+    hh = store.read_households(ws)
+    assert len(hh) + len(store.read_quarantine(ws)[lambda q: q["sheet"] == "hh"]) == 40
+    assert sorted(hh["household_id"]) == sorted(set(hh["household_id"]))
+    log = store.read_imports(ws)
+    assert len(log) == 4 and set(log["status"]) == {"imported"}
+    assert log["accepted"].sum() + log["quarantined"].sum() == 160
+
+
+def test_same_file_from_two_processes_is_stored_once(tmp_path):
+    ws = init_workspace(tmp_path / "ws")
+    main, _ = households(5)
+    p = tmp_path / "hh.csv"
+    main.drop(columns=ROW).to_csv(p, index=False)
+    with mp.get_context("fork").Pool(2) as pool:
+        results = pool.map(_import_one, [(str(ws.path), str(p))] * 2)
+    assert sorted(r[0] for r in results) == ["imported", "unchanged"]
+    assert len(store.read_households(ws)) == 5
