@@ -77,12 +77,88 @@ HOUSEHOLD_COLUMNS = ["household_id", "village_code", "township_code", "county_co
 # ------------------------------------------------------------------------------------------------------------
 
 def frame_digest(df: pd.DataFrame) -> str:
-    """A content hash of an in-memory frame (column names, dtypes-independent values, row order)."""
+    """A content hash of an in-memory frame: column names, then each column's values in row order.
+
+    Numbers are hashed as float64 bytes (NaN for missing) and everything else as text, so the digest does not
+    depend on whether codes are held as Arrow or Python strings.
+    """
     h = hashlib.sha256()
     h.update(json.dumps([str(c) for c in df.columns], ensure_ascii=False).encode())
-    if len(df):
-        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            h.update(b"n" + np.ascontiguousarray(s.to_numpy(dtype=float, na_value=np.nan)).tobytes())
+        else:
+            h.update(b"s")
+            for part in _text_bytes(s):
+                h.update(part)
     return h.hexdigest()
+
+
+def _text_bytes(s: pd.Series):
+    """Offsets and UTF-8 bytes of a text column (missing = NUL) through Arrow, without a Python loop."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        a = pa.array(s, from_pandas=True)
+        if isinstance(a, pa.ChunkedArray):
+            a = a.combine_chunks()
+        a = pc.fill_null(a.cast(pa.large_string()), "\x00")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        a = pa.array([None if v is None or v is pd.NA or v != v else str(v) for v in s.astype(object)],
+                     type=pa.large_string())
+        a = pc.fill_null(a, "\x00")
+    if isinstance(a, pa.ChunkedArray):
+        a = a.combine_chunks()
+    offsets = np.frombuffer(a.buffers()[1], dtype=np.int64)[a.offset:a.offset + len(a) + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    return (offsets - start).tobytes(), memoryview(a.buffers()[2])[start:end] if end > start else b""
+
+
+def _int_codes(s: pd.Series) -> np.ndarray:
+    """Sortable int64 keys of a code column: the code's value when it is all digits (12-digit village codes,
+    16-digit household IDs fit), else its rank among the distinct values."""
+    if pd.api.types.is_integer_dtype(s) and not s.hasnans:
+        return s.to_numpy(dtype=np.int64)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        a = pa.array(s, from_pandas=True)
+        if not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+            raise TypeError
+        return pc.cast(a, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
+        return pd.factorize(s.astype(str), sort=True)[0].astype(np.int64)
+
+
+def _sort_keys(df: pd.DataFrame, cols) -> list[np.ndarray]:
+    keys = []
+    for c in cols:
+        s = df[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            keys.append(s.to_numpy(dtype=float, na_value=np.inf))
+        else:
+            keys.append(_int_codes(s))
+    return keys
+
+
+def _sorted(df: pd.DataFrame, cols) -> pd.DataFrame:
+    """``df`` sorted by ``cols`` (stable; codes compared as numbers), with a fresh 0..n−1 index."""
+    if len(df) == 0:
+        return df.reset_index(drop=True)
+    keys = _sort_keys(df, list(dict.fromkeys(cols)))
+    order = np.lexsort(keys[::-1])
+    if np.array_equal(order, np.arange(len(df))):
+        return df.reset_index(drop=True)
+    return df.take(order).reset_index(drop=True)
+
+
+def _lookup(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in ``keys`` (unique int64) of each value of ``wanted`` (all present)."""
+    order = np.argsort(keys, kind="stable")
+    return order[np.searchsorted(keys[order], wanted)]
 
 
 def _norm_codes(df: pd.DataFrame) -> pd.DataFrame:
@@ -167,11 +243,15 @@ class HouseholdCallable(HouseholdSource):
 
     kind = "callable"
 
-    def __init__(self, fn, description: dict | None = None):
+    def __init__(self, fn, description: dict | None = None, *, batch: bool = False):
         self.fn = fn
         self.description = description or {}
+        self.batch = batch            # fn takes all sampled village rows at once (a DataFrame)
 
     def fetch(self, villages):
+        if self.batch:
+            out = self.fn(villages)
+            return out[0] if isinstance(out, tuple) else out
         parts = [self.fn(row) for row in villages.itertuples(index=False)]
         parts = [p[0] if isinstance(p, tuple) else p for p in parts]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(HOUSEHOLD_KEEP))
@@ -181,14 +261,16 @@ class HouseholdCallable(HouseholdSource):
                 "sha256": frame_digest(fetched), "rows_fetched": int(len(fetched))}
 
 
-def synthetic_households(population_seed: int) -> HouseholdCallable:
+def synthetic_households(population_seed: int, year: int = 2019) -> HouseholdCallable:
     """Households of ``sampling.population.village_households(seed, village_row)``, made only when needed."""
     from . import population
 
-    def make(row):
-        return population.village_households(population_seed, row._asdict() if hasattr(row, "_asdict") else row)
+    def make(villages):
+        # one vectorised call for all sampled villages; the generator is deterministic per village
+        return population.county_households(population_seed, villages, year=year)[0]
 
-    return HouseholdCallable(make, {"kind": "synthetic", "population_seed": int(population_seed)})
+    return HouseholdCallable(make, {"kind": "synthetic", "population_seed": int(population_seed), "year": int(year)},
+                             batch=True)
 
 
 def household_source(spec) -> HouseholdSource:
@@ -253,10 +335,11 @@ def _match(df: pd.DataFrame, where: dict, any_flag: list) -> np.ndarray:
 
 
 def _group_rank(cell: np.ndarray, key: np.ndarray, sub: np.ndarray | None = None) -> np.ndarray:
-    """Rank (0-based) of each unit by ``key`` within its cell (and within ``sub`` when given)."""
-    sort_keys = (key, cell) if sub is None else (key, sub, cell)
-    order = np.lexsort(sort_keys)
-    c = cell[order] if sub is None else cell[order] * 2 + sub[order]
+    """Rank (0-based) of each unit by ``key`` (uniform in [0, 1)) within its cell (and within ``sub``)."""
+    major = cell if sub is None else cell * 2 + sub
+    # one float sort instead of a lexsort: the integer part orders the cells, the key orders inside a cell
+    order = np.argsort(major.astype(np.float64) + key, kind="stable")
+    c = major[order]
     new = np.ones(len(c), dtype=bool)
     new[1:] = c[1:] != c[:-1]
     starts = np.flatnonzero(new)
@@ -276,8 +359,10 @@ def _run_stage(stage: Stage, units: pd.DataFrame, group_cols: list, rng: np.rand
     level = stage.level
     unit_col = UNIT_COLUMN[level]
     S = len(stage.strata)
-    codes = units[unit_col].astype(str).to_numpy()
     stratum = np.full(len(units), -1, dtype=np.int64)
+    codes = None
+    if any(s.purposive for s in stage.strata):
+        codes = units[unit_col].astype(str).to_numpy(dtype=object)
     for k, s in enumerate(stage.strata):                       # hand-named units first: out of other strata
         if s.purposive:
             stratum[(stratum < 0) & np.isin(codes, s.units)] = k
@@ -298,11 +383,22 @@ def _run_stage(stage: Stage, units: pd.DataFrame, group_cols: list, rng: np.rand
     stratum = stratum[in_scope]
     n_units = len(units)
 
-    if group_cols:
-        gkey = units[group_cols[0]].astype(str)
+    if group_cols and n_units:
+        # units arrive sorted by the group columns, so groups are runs
+        gkeys = _sort_keys(units, group_cols)
+        change = np.zeros(n_units, dtype=bool)
+        change[0] = True
+        for k in gkeys:
+            change[1:] |= k[1:] != k[:-1]
+        gcode = np.cumsum(change) - 1
+        first = np.flatnonzero(change)
+        heads = units.iloc[first]
+        label = heads[group_cols[0]].astype(str).to_numpy(dtype=object)
         for c in group_cols[1:]:
-            gkey = gkey + "\x1f" + units[c].astype(str)
-        gcode, glabels = pd.factorize(gkey, sort=True)
+            label = label + "\x1f" + heads[c].astype(str).to_numpy(dtype=object)
+        glabels = pd.Index(label)
+    elif group_cols:
+        gcode, glabels = np.zeros(0, dtype=np.int64), pd.Index([])
     else:
         gcode, glabels = np.zeros(n_units, dtype=np.int64), pd.Index(["all"])
     G = len(glabels)
@@ -315,7 +411,7 @@ def _run_stage(stage: Stage, units: pd.DataFrame, group_cols: list, rng: np.rand
         bad = ~np.isfinite(size) | (size < 0)
         if bad.any():
             k = int(np.flatnonzero(bad)[0])
-            raise FrameError(f"{unit_col} {codes[in_scope][k]} has measure of size {stage.size} = {size[k]!r}",
+            raise FrameError(f"{unit_col} {units[unit_col].iloc[k]} has measure of size {stage.size} = {size[k]!r}",
                              code="bad_size", column=stage.size, row=k,
                              fix="give every unit a non-negative number (0 means the unit cannot be drawn)")
     methods = [stage.method_of(s) for s in stage.strata]
@@ -546,8 +642,7 @@ def select_sample(design, villages, households, seed: int, *, counties=None, rng
     rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,))) for k in range(3)]
 
     # County stage
-    vframe = _norm_codes(vframe.copy())
-    vframe = vframe.sort_values("village_code", kind="stable").reset_index(drop=True)
+    vframe = _sorted(_norm_codes(vframe.copy()), ["village_code"])
     cframe = _county_frame(vframe)
     named = list(counties or []) or list(design.county.units)
     if named:
@@ -558,8 +653,7 @@ def select_sample(design, villages, households, seed: int, *, counties=None, rng
                              fix="check the 6-digit county code, or give the frame with that county's villages")
         cframe = cframe[cframe["county_code"].isin(named)].reset_index(drop=True)
     cgroups = list(design.county.by)
-    cframe = cframe.sort_values(cgroups + list(design.county.order_by) + ["county_code"], kind="stable") \
-        .reset_index(drop=True)
+    cframe = _sorted(cframe, cgroups + list(design.county.order_by) + ["county_code"])
     cres = _run_stage(design.county, cframe, cgroups, rngs[0])
     cunits = cres.units.rename(columns={"pi_stage": "pi_county"})
     chosen = cunits[cunits["selected"]]
@@ -570,8 +664,7 @@ def select_sample(design, villages, households, seed: int, *, counties=None, rng
     # Village stage, within the selected counties
     vsel = vframe[vframe["county_code"].isin(chosen["county_code"])]
     vgroups = ["county_code"] + list(design.village.by)
-    vsel = vsel.sort_values(vgroups + list(design.village.order_by) + ["village_code"], kind="stable") \
-        .reset_index(drop=True)
+    vsel = _sorted(vsel, vgroups + list(design.village.order_by) + ["village_code"])
 
     def county_values(column, labels, group_cols):
         sums = vsel.groupby("county_code")[column].sum()
@@ -589,15 +682,15 @@ def select_sample(design, villages, households, seed: int, *, counties=None, rng
     hh = _norm_codes(hh.copy())
     _require_columns(hh, {"household_id", "village_code"} | need["household"] - hh_rule_cols, "household",
                      "household stage")
-    if hh["household_id"].duplicated().any():
-        dup = hh.loc[hh["household_id"].duplicated(), "household_id"].iloc[0]
+    dups = pd.Series(_int_codes(hh["household_id"])).duplicated().to_numpy()
+    if dups.any():
+        dup = hh["household_id"].to_numpy()[dups][0]
         raise FrameError(f"household {dup} appears twice in the household register", code="duplicate_household",
                          column="household_id", fix="remove the duplicate row; every household_id must be unique")
     unknown = ~hh["village_code"].isin(vchosen["village_code"])
     hh = hh.loc[~unknown]
     hgroups = ["village_code"] + list(design.household.by)
-    hh = hh.sort_values(hgroups + list(design.household.order_by) + ["household_id"], kind="stable") \
-        .reset_index(drop=True)
+    hh = _sorted(hh, hgroups + list(design.household.order_by) + ["household_id"])
     vidx = vchosen.set_index("village_code")
 
     def village_values(column, labels, group_cols):
@@ -606,10 +699,12 @@ def select_sample(design, villages, households, seed: int, *, counties=None, rng
 
     hres = _run_stage(design.household, hh, hgroups, rngs[2], group_values=village_values,
                       household_groups=any(s.groups for s in design.household.strata))
-    missing_v = sorted(set(vchosen["village_code"]) - set(hh["village_code"]))
+    missing_v = sorted(set(vchosen["village_code"]) - set(hh["village_code"].unique()))
     hunits = hres.units.rename(columns={"pi_stage": "pi_household"})
-    hunits = hunits.merge(vchosen[["village_code", "pi_county", "pi_village", "stratum", "purposive"]].rename(
-        columns={"stratum": "village_stratum", "purposive": "village_purposive"}), on="village_code", how="left")
+    at = _lookup(_int_codes(vchosen["village_code"]), _int_codes(hunits["village_code"]))
+    hunits = hunits.assign(pi_county=vchosen["pi_county"].to_numpy()[at], pi_village=vchosen["pi_village"].to_numpy()[at],
+                           village_stratum=vchosen["stratum"].to_numpy()[at],
+                           village_purposive=vchosen["purposive"].to_numpy()[at])
 
     sv = _sample_villages(vchosen)
     sh = _sample_households(hunits)
@@ -638,7 +733,7 @@ def _sample_villages(v: pd.DataFrame) -> pd.DataFrame:
     for extra in ("province_name", "township_code", "township_name", "n_groups", "households"):
         if extra in v.columns:
             out["_" + extra] = v[extra].to_numpy()
-    return out.sort_values(["county_code", "village_code"], kind="stable").reset_index(drop=True)
+    return _sorted(out, ["county_code", "village_code"])
 
 
 def _sample_households(h: pd.DataFrame) -> pd.DataFrame:
@@ -674,11 +769,11 @@ def _sample_households(h: pd.DataFrame) -> pd.DataFrame:
         "_group_no": col("group_no"), "_phone": col("phone")})
     out.loc[out["role"] == "sample", "reserve_order"] = pd.NA
     # Field-list order: village, sample before reserves, stratum order, then household code / reserve order
-    out["_role_order"] = (out["role"] == "reserve").astype(int)
+    out["_role_order"] = (out["role"] == "reserve").astype(np.int64)
+    out["_si"] = keep["stratum_index"].to_numpy()
     out["_ro"] = out["reserve_order"].fillna(0).astype(np.int64)
-    out = out.sort_values(["county_code", "village_code", "_role_order", "hh_stratum", "_ro", "household_id"],
-                          kind="stable").drop(columns=["_role_order", "_ro"]).reset_index(drop=True)
-    return out
+    out = _sorted(out, ["county_code", "village_code", "_role_order", "_si", "_ro", "household_id"])
+    return out.drop(columns=["_role_order", "_si", "_ro"])
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -962,7 +1057,7 @@ def redraw(ws, draw_id=None, *, villages=None, households=None):
         if hrec["kind"] == "file":
             households = hrec["path"]
         elif hrec["kind"] == "synthetic":
-            households = synthetic_households(int(hrec["population_seed"]))
+            households = synthetic_households(int(hrec["population_seed"]), int(hrec.get("year", 2019)))
         else:
             raise SamplingError("the household register of this draw was given in memory, not as a file",
                                 code="frame_needed", fix="pass the same households again (households=...)")
