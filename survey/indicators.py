@@ -11,9 +11,13 @@ For each indicator and place:
   threshold (exactly at the threshold passes); the display rounds half-up to 2 decimals.
 * **estimate**, **se**, **ci_low/ci_high**, **df**, **deff**: the design-based ratio Σw·y / Σw·x over the
   probability sample (purposive households left out), Taylor-linearised as R's ``svyratio``; intervals are
-  ``estimate ± t(df)·se`` (t with design df, normal if ``estimation.df_normal``) clipped to [0, 1]; a
-  proportion of households (认可度 in households) uses ``estimation.prop_ci`` (logit by default, as
-  ``svyciprop``). ``distance_se`` = (threshold − estimate)/se, signed so that positive is the passing side.
+  every rate is a proportion (of persons or households), and its interval follows ``estimation.rate_ci``:
+  ``korn-graubard-truncated`` (default: Clopper–Pearson on the effective sample size p(1−p)/V truncated at
+  the n sampled households, i.e. design effect ≥ 1, t-adjusted as R's ``svyciprop(method = "beta")``; the
+  coverage study in tests/test_coverage.py shows why: with a handful of cases the Wald/t and logit intervals
+  of 错退率 cover 83–86% instead of 95%), or ``logit``, ``wilson``, ``clopper-pearson``, ``wald`` (as
+  ``svyciprop``) or ``t`` (``estimate ± t(df)·se`` as ``confint(svyratio)``); limits clipped to [0, 1].
+  ``distance_se`` = (threshold − estimate)/se, signed so that positive is the passing side.
 * **zero count**: when the count is 0 (or every unit counts) the variance is 0 and says nothing; the bound is
   Clopper–Pearson on the n sampled households of the denominator, 1 − (α/2)^(1/n) (0.025 at 95%), shown as
   ``0（95%置信上限 x.xx%）``.
@@ -294,24 +298,31 @@ def _rate(key, rows, drows, design, dd, ycol, xcol, rules, *, official_den=None,
         z = np.asarray(z, dtype=float)
         n_design = int(n_den_design) if n_den_design is not None else int((dd[xcol] > 0).sum())
         ynum = float(dd[ycol].sum())
-        if ynum == 0:                        # zero count: exact upper bound on the households
-            lo, hi = 0.0, zero_upper_bound(n_design, level)
-        elif ynum >= float(dd[xcol].sum()):  # every unit counts: the mirror bound
-            lo, hi = ((1 - level) / 2) ** (1 / max(n_design, 1)), 1.0
-        elif se == 0:
-            lo, hi = est, est
-        elif proportion:
+        if proportion:
             # a proportion over the households with x > 0: a domain (df and deff counted within it, as
             # svyciprop / svymean on subset(design, ...))
             dom = design.subset((dd[xcol] > 0).to_numpy())
             dfv = float(dom.df)
             rd = dom.ratio(ycol, xcol, level=level, df_normal=rules.df_normal).iloc[0]
             deff = None if pd.isna(rd["deff"]) else float(rd["deff"])
-            lo, hi, _ = prop_interval(est, se * se, dfv, dom.n, rules.prop_ci, level, rules.df_normal)
-            lo, hi = float(lo[0]), float(hi[0])
-        else:
+        method = rules.rate_ci
+        if ynum == 0:                        # zero count: exact upper bound on the households (SPEC §2)
+            lo, hi = 0.0, zero_upper_bound(n_design, level)
+        elif ynum >= float(dd[xcol].sum()):  # every unit counts: the mirror bound
+            lo, hi = ((1 - level) / 2) ** (1 / max(n_design, 1)), 1.0
+        elif method == "t" or se == 0:
             t = _tq(level, dfv, rules.df_normal)
             lo, hi = est - t * se, est + t * se
+        else:
+            p = min(max(est, 0.0), 1.0)
+            var = se * se
+            if method == "korn-graubard-truncated":
+                # Korn & Graubard (1998): Clopper–Pearson on the effective sample size p(1−p)/V, truncated at
+                # the n sampled households (design effect ≥ 1), t-adjusted as R's svyciprop(method = "beta")
+                var = max(var, p * (1 - p) / max(n_design, 1))
+                method = "clopper-pearson"
+            lo, hi, _ = prop_interval(p, var, dfv, n_design, method, level, rules.df_normal)
+            lo, hi = float(lo[0]), float(hi[0])
         lo, hi = _clip(lo), _clip(hi)
     n_off = int(n_den) if n_den is not None else int((rows[xcol] > 0).sum())
     if num == 0 and den > 0:

@@ -18,8 +18,14 @@ Shipped defaults and their sources (see the comments in ``assessment.toml``):
 * satisfaction: top-2 box, all applicable items (SPEC §4).
 * thresholds: SPEC §2 (incidence ≤ 2% central, ≤ 3% west; 错退率, 漏评率 ≤ 2%; 认可度 ≥ 90%; registered rate
   gate ≤ 3%). Comparisons use the unrounded value; exactly at the threshold passes.
-* review (not in the shipped file yet, read with a default): ``[review] unreviewed = "confirmed"`` counts a
-  case the supervisor has not reviewed as confirmed; ``"suspected"`` shows it as suspected only.
+Keys not in the shipped file yet (read with these defaults; the lead owns ``assessment.toml``):
+
+* ``[review] unreviewed = "confirmed"``: a case the supervisor has not reviewed counts as confirmed;
+  ``"suspected"`` shows it as suspected only.
+* ``[estimation] rate_ci = "korn-graubard-truncated"``: the interval of the indicator rates (see
+  ``survey.indicators``); ``logit``, ``wilson``, ``clopper-pearson``, ``wald`` or ``t`` on request.
+* ``[assessment] indicators = [...]``: the indicators of a provincial variant (regime C); A and B have theirs.
+* ``[satisfaction] type_weights`` keys are ``register_status`` codes, e.g. ``{"1" = 0.4, "2" = 0.1, ...}``.
 """
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ REGIME_INDICATORS = {
 }
 INCIDENCE_DENOMINATORS = ("rural_population", "agricultural_hukou", "rural_hukou", "rural_resident")
 MISSED_DENOMINATORS = ("village_nonregistered", "surveyed_nonregistered")
+RATE_CI = ("korn-graubard-truncated", "logit", "wilson", "clopper-pearson", "wald", "t")
 # the sections of the configuration that scoring and indicators read; their content is hashed
 RULE_SECTIONS = ("assessment", "regions", "poverty_line", "production_costs", "guarantees", "red_lines",
                  "fell_back", "satisfaction", "thresholds", "incidence", "estimation", "review")
@@ -108,6 +115,7 @@ class Rules:
     missed_denominator: str = "village_nonregistered"
     level: float = 0.95
     prop_ci: str = "logit"
+    rate_ci: str = "korn-graubard-truncated"
     df_normal: bool = False
     lonely_psu: str = "fail"
     unreviewed: str = "confirmed"
@@ -192,6 +200,10 @@ class Rules:
         level = e.get("level", 0.95)
         if not isinstance(level, (int, float)) or not 0.5 <= level < 1:
             _fail("estimation.level", f"{level!r} is not a confidence level", "set level = 0.95")
+        rate_ci = e.get("rate_ci", "korn-graubard-truncated")
+        if rate_ci not in RATE_CI:
+            _fail("estimation.rate_ci", f"must be one of {', '.join(RATE_CI)}, not {rate_ci!r}",
+                  'set rate_ci = "korn-graubard-truncated"')
         review = config.get("review", {}) or {}
         unreviewed = review.get("unreviewed", "confirmed")
         if unreviewed not in ("confirmed", "suspected"):
@@ -229,7 +241,7 @@ class Rules:
             west_provinces=tuple(str(p) for p in regions.get("west", ())),
             counties_as_west=tuple(str(c) for c in regions.get("counties_as_west", ())),
             incidence_denominator=denom, missed_denominator=mden,
-            level=float(level), prop_ci=str(e.get("prop_ci", "logit")), df_normal=bool(e.get("df_normal", False)),
+            level=float(level), prop_ci=str(e.get("prop_ci", "logit")), rate_ci=rate_ci, df_normal=bool(e.get("df_normal", False)),
             lonely_psu=str(e.get("lonely_psu", "fail")), unreviewed=unreviewed, hash=digest, source=source,
         )
 

@@ -35,7 +35,12 @@ def fixture_inputs():
 def test_design_based_estimates_agree_with_r_survey(by):
     d, v, scores, sample = fixture_inputs()
     r = pd.read_csv(FIX / "results.csv", dtype=CODES)
-    inds = indicators_from_scores(scores, sample, Rules.defaults(), by=by, populations=v, keys=KEYS)
+    # R: confint(svyratio) = estimate ± t·SE for the ratios; svyciprop(logit) for the recognition rate
+    t_rules = Rules.defaults(estimation={"rate_ci": "t"})
+    logit_rules = Rules.defaults(estimation={"rate_ci": "logit"})
+    inds = [i for i in indicators_from_scores(scores, sample, t_rules, by=by, populations=v, keys=KEYS)
+            if i.key != "recognition_rate"]
+    inds += indicators_from_scores(scores, sample, logit_rules, by=by, populations=v, keys=("recognition_rate",))
     assert len(inds) == (3 if by == "county" else 2) * len(KEYS)
     for i in inds:
         code = i.county_code if by == "county" else i.province_code
@@ -58,6 +63,21 @@ def test_design_based_estimates_agree_with_r_survey(by):
             floor = vv.persons_not_exited.sum() / vv.rural_population.sum()
         assert lo == pytest.approx(max(row.ci_low, floor if not flip else row.ci_low, 0.0), abs=1e-6), (code, i.key)
         assert hi == pytest.approx(min(row.ci_high, 1.0), abs=1e-6), (code, i.key)
+
+
+def test_default_rate_interval_is_korn_graubard_truncated_at_the_households():
+    from scipy import stats
+
+    d, v, scores, sample = fixture_inputs()
+    (i,) = [x for x in indicators_from_scores(scores, sample, Rules.defaults(), populations=v,
+                                              keys=("wrongly_exited_rate",)) if x.county_code == "520103"]
+    # by hand: n_eff = p(1−p)/max(V, p(1−p)/n) · (t_{n−1}/t_df)², limits from the beta distribution
+    p, V, df = i.estimate, i.se ** 2, i.df
+    c = d[(d.county_code == "520103") & (d.purposive == 0)]
+    n = int((c.register_status == 1).sum())
+    neff = p * (1 - p) / max(V, p * (1 - p) / n) * (stats.t.ppf(0.025, n - 1) / stats.t.ppf(0.025, df)) ** 2
+    assert i.ci_low == pytest.approx(stats.beta.ppf(0.025, neff * p, neff * (1 - p) + 1), rel=1e-9)
+    assert i.ci_high == pytest.approx(stats.beta.ppf(0.975, neff * p + 1, neff * (1 - p)), rel=1e-9)
 
 
 def test_official_ratios_by_hand_include_purposive_villages():
@@ -247,3 +267,34 @@ def test_unsampled_household_is_named():
     with pytest.raises(ScoringError, match="not in the sample"):
         indicators_from_scores(scores, sample.iloc[1:], Rules.defaults(), keys=("wrongly_exited_rate",))
     assert np.isfinite(zero_upper_bound(5))
+
+
+def test_satisfaction_weighted_across_household_types():
+    # types by register_status: exited (1) weight 0.4, non-registered (5) weight 0.6
+    scores, sample = small_county([False] * 12,
+                                  recognises=[True, True, True, False, True, True, True, True, False, False, True, True])
+    scores["register_status"] = [1] * 6 + [5] * 6
+    rules = Rules.defaults(assessment={"regime": "A"}, satisfaction={"type_weights": {"1": 0.4, "5": 0.6, "2": 0.5}})
+    (sat,) = indicators_from_scores(scores, sample, rules, keys=("satisfaction",))
+    # exited: 5 of 6 recognise; non-registered: 4 of 6; type 2 absent, its weight drops out
+    assert sat.official == pytest.approx(0.4 * 5 / 6 + 0.6 * 4 / 6)
+    assert sat.estimate == pytest.approx(0.4 * 5 / 6 + 0.6 * 4 / 6)      # equal weights: same as official
+    plain = Rules.defaults(assessment={"regime": "A"})
+    (unw,) = indicators_from_scores(scores, sample, plain, keys=("satisfaction",))
+    assert unw.official == pytest.approx(9 / 12)
+
+
+def test_province_with_sampled_counties_uses_counties_as_psus():
+    d, v, scores, sample = fixture_inputs()
+    gz = (d["province_code"] == "520000").to_numpy()
+    s2 = sample[gz].copy()
+    s2["pi_county"] = 0.5                                   # counties drawn at the first stage
+    inds = indicators_from_scores(scores[gz], s2, Rules.defaults(), by="province", populations=v,
+                                  keys=("wrongly_exited_rate",))
+    gz = [i for i in inds if i.province_code == "520000"][0]
+    assert gz.df == 1                                       # 2 counties (PSUs) − 1 stratum
+    # one county alone cannot give a variance: the error names the province
+    one = (d["county_code"] == "410102").to_numpy()
+    s3 = sample[one].assign(pi_county=0.5)
+    with pytest.raises(ScoringError, match="province 410000: the design has only one primary sampling unit"):
+        indicators_from_scores(scores[one], s3, Rules.defaults(), by="province", keys=("wrongly_exited_rate",))

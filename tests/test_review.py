@@ -174,3 +174,18 @@ def test_indicators_from_the_workspace_use_reviews(ws, tmp_path):
     set_review(ws, WE, "审核通过")
     we = {i.key: i for i in compute_indicators(ws)}["wrongly_exited_rate"]
     assert we.numerator == 2 and we.suspected == 0 and we.official == 0.5
+
+
+def test_cli_indicators_json_is_the_indicator_list(ws, tmp_path):
+    from tpa.cli import cli
+
+    test_indicators_from_the_workspace_use_reviews(ws, tmp_path)
+    r = CliRunner().invoke(cli, ["indicators", "--by", "county", "--json", "--workspace", str(ws.path)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    keys = {d["key"]: d for d in doc}
+    assert set(keys) == {"incidence", "wrongly_exited_rate", "missed_rate", "recognition_rate",
+                         "registered_rate_gate"}
+    assert keys["wrongly_exited_rate"]["official"] == 0.5 and keys["wrongly_exited_rate"]["county_code"] == "520102"
+    r = CliRunner().invoke(cli, ["indicators", "--workspace", str(ws.path)])
+    assert "脱贫人口错退率" in r.stdout and "50.00%" in r.stdout
