@@ -1,0 +1,723 @@
+"""Simulated fieldwork: the files field teams would send for the drawn sample, answered from the synthetic truth.
+
+    summary = simulate_fieldwork(ws, "out/", seed=0)
+    results = survey.importer.import_files(ws, summary.paths)
+
+The sample is the workspace's latest draw (``sampling.draw``). The answers come from the synthetic population the
+draw was made from: the households/persons files next to the household frame the draw recorded (or the
+``population=DIR`` given), or, for a draw on ``synthetic:SEED``, the same households regenerated with
+``sampling.population.county_households`` (deterministic per village). Answers are the truth columns under the
+codebook's variable names (docs/CONTRACTS.md: population column names equal questionnaire names), with
+``declared_size`` = ``size``, ``net_income_declared`` = the component sum, interview metadata (start/end on
+plausible days of the year after the assessed year, an enumerator pair, GPS near the house) and a village
+questionnaire for every sampled village from the village frame.
+
+Teams. Each county's sampled villages are split into ``teams_per_county`` teams (whole villages, in code order).
+Teams take a format in rotation: SAV, XLSX, GBK-encoded CSV, ODK Central ZIP. One file per team and instrument
+(hh_registered, hh_nonregistered, village). A CSV or SAV file holds one table, and the importer has no way to take
+a roster from a second file (survey.readers: only XLSX sheets and ZIP repeat tables reach it as repeats), so the
+household questionnaires of a SAV team are delivered as the XLSX of its data-entry workbook and those of a CSV
+team as its ODK ZIP (``HOUSEHOLD_FORMAT``); the village questionnaire, which has no roster, is in the team's own
+format.
+
+Refusals. A share ``refusal_rate`` of the sampled households refuse; the team interviews the next reserve
+(``reserve_order``) of the same village and household stratum instead. Every refusal is logged with its
+replacement (None when the stratum had no reserve left: a non-response).
+
+Mistakes (``mistakes=True``, or ``{kind: count}``), each planted in distinct households and listed with its file,
+household, sheet and field and the validation rule expected to report it:
+
+    id_number_typo       a roster ID number with a wrong check digit        members.id_number  rule id_number
+    out_of_range         age 150 or migrant_months 14 in the roster         members.<field>    rule range
+    duplicate_household  the household keyed twice (exact duplicate)       main                skipped as duplicate
+    missing_member       a roster member left out (roster < declared_size)  main.declared_size rule roster_size
+    end_before_start     interview end before its start                     main.interview_end rule interview_end_before_start
+    unknown_household    a typo in household_id (not in the sample)         main.household_id  rule not_in_sample
+
+Deterministic: same workspace (draw, population) and seed give byte-identical files (XLSX properties, ZIP member
+times and the SAV header's creation time are fixed).
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import uuid
+import zipfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import SurveyError
+
+TEAM_FORMATS = ("sav", "xlsx", "csv", "odk")
+# Formats that carry the roster with the household: a SAV/CSV team's household questionnaires come in these.
+HOUSEHOLD_FORMAT = {"sav": "xlsx", "xlsx": "xlsx", "csv": "odk", "odk": "odk"}
+EXTENSION = {"sav": ".sav", "xlsx": ".xlsx", "csv": ".csv", "odk": ".zip"}
+MISTAKE_KINDS = ("id_number_typo", "out_of_range", "duplicate_household", "missing_member", "end_before_start",
+                 "unknown_household")
+EXPECTED_RULE = {"id_number_typo": "id_number", "out_of_range": "range", "duplicate_household": None,
+                 "missing_member": "roster_size", "end_before_start": "interview_end_before_start",
+                 "unknown_household": "not_in_sample"}
+REGISTERED = (1, 2, 3, 4)
+HOUSEHOLDS_PER_MISTAKE = 200          # default: one of each kind per 200 interviewed households, at least one
+_FIXED_TIME = (2020, 1, 1, 0, 0, 0)   # ZIP member times
+_SAV_STAMP = b"01 Jan 2008:00:00"     # SAV header creation date (9 bytes) and time (8 bytes)
+_ID_CHARS = "0123456789X"
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐韩冯邓曹彭曾肖田董潘袁蔡蒋余杜叶程魏苏吕丁沈任姚卢"
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍建国志红燕鹏飞雪梅晓东春林海波辉"
+_ODK_GROUP = {"基础信息": "basic", "家庭基本信息": "family", "两不愁三保障": "needs", "政策落实": "policy",
+              "家庭收入核实": "income", "认可度": "satisfaction", "村基本情况": "village"}
+
+
+# ================================================================================================ results
+@dataclass
+class PlantedMistake:
+    kind: str
+    file: str
+    instrument: str
+    household_id: str               # as written in the file (the wrong one for unknown_household)
+    true_household_id: str
+    sheet: str                      # main | members
+    field: str | None
+    member_no: int | None = None
+    value: str | None = None
+    rule: str | None = None         # validation rule expected to report it (None: counted as a duplicate)
+
+
+@dataclass
+class Refusal:
+    household_id: str
+    village_code: str
+    hh_stratum: str
+    replaced_by: str | None
+    reserve_order: int | None
+
+
+@dataclass
+class FieldworkFile:
+    path: str
+    file: str
+    format: str                     # sav | xlsx | csv | odk
+    encoding: str | None
+    team: str
+    team_format: str
+    county_code: str
+    instrument: str
+    households: int                 # distinct units (households or villages) in the file
+    main_rows: int
+    roster_rows: int
+    mistakes: dict = field(default_factory=dict)
+
+
+@dataclass
+class FieldworkSummary:
+    out_dir: str
+    draw_id: str
+    seed: int
+    truth: str
+    files: list[FieldworkFile] = field(default_factory=list)
+    mistakes: list[PlantedMistake] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    answer_key: str | None = None
+
+    @property
+    def paths(self) -> list[str]:
+        return [f.path for f in self.files]
+
+    @property
+    def reserves_used(self) -> list[str]:
+        return [r.replaced_by for r in self.refusals if r.replaced_by]
+
+    def mistake_counts(self) -> dict:
+        return dict(Counter(m.kind for m in self.mistakes))
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["mistake_counts"] = self.mistake_counts()
+        d["reserves_used"] = self.reserves_used
+        return d
+
+
+# ================================================================================================ truth
+def _find_table(folder: Path, name: str) -> Path | None:
+    for ext in (".parquet", ".csv", ".xlsx", ".sav", ".dta"):
+        p = folder / f"{name}{ext}"
+        if p.is_file():
+            return p
+    return None
+
+
+def _read_filtered(path: Path, column: str, values) -> pd.DataFrame:
+    from sampling.readers import read_table
+
+    values = sorted(set(map(str, values)))
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        df = pq.read_table(path, filters=[(column, "in", values)]).to_pandas()
+    else:
+        df = read_table(path)
+    for c in df.columns:
+        if (c.endswith("_code") or c in ("household_id", "person_id")) and not pd.api.types.is_string_dtype(df[c]):
+            df[c] = df[c].astype(str)
+    return df[df[column].astype(str).isin(values)].reset_index(drop=True)
+
+
+def _no_population(msg: str, file=None) -> SurveyError:
+    return SurveyError(msg, code="no_population", file=file,
+                       fix="give the folder of the synthetic population the draw was made from "
+                           "(--population DIR with villages, households and persons files)")
+
+
+def load_truth(ws, draw: dict, village_codes, population=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """(villages, households, persons) of the sampled villages and a description of where they came from."""
+    frames = draw.get("frames") or {}
+    vrec, hrec = frames.get("villages") or {}, frames.get("households") or {}
+    year = int(ws.config.get("year", 2019)) if isinstance(ws.config, dict) else 2019
+    pop = Path(population) if population is not None else None
+    if pop is not None and not pop.is_dir():
+        raise _no_population(f"the population folder {pop} does not exist", file=pop)
+    vpath = _find_table(pop, "villages") if pop else None
+    if vpath is None and vrec.get("kind") == "file" and Path(vrec.get("path", "")).is_file():
+        vpath = Path(vrec["path"])
+    if vpath is None:
+        raise _no_population("cannot find the village frame of the draw (it was not given as a file, or has moved)")
+    villages = _read_filtered(vpath, "village_code", village_codes)
+    if pop is not None:
+        hpath, ppath = _find_table(pop, "households"), _find_table(pop, "persons")
+        if hpath is None or ppath is None:
+            raise _no_population(f"{pop} holds no households or persons file", file=pop)
+        source = f"population files in {pop}"
+    elif hrec.get("kind") == "synthetic":
+        from sampling.population import county_households
+
+        hh, ps = county_households(int(hrec["population_seed"]), villages, year=int(hrec.get("year", year)))
+        return villages, hh, ps, f"synthetic population (seed {hrec['population_seed']}), regenerated"
+    elif hrec.get("kind") == "file":
+        hpath = Path(hrec.get("path", ""))
+        ppath = hpath.with_name(hpath.name.replace("households", "persons"))
+        if not hpath.is_file() or not ppath.is_file() or ppath == hpath:
+            raise _no_population(f"the draw's household frame {hpath} has no persons file next to it "
+                                 "(a register, not a synthetic population?)", file=hpath)
+        source = f"population files next to the draw's household frame ({hpath.parent})"
+    else:
+        raise _no_population("the draw's households were given in memory, not as files")
+    hh = _read_filtered(hpath, "village_code", village_codes)
+    ps = _read_filtered(ppath, "household_id", hh["household_id"]) if "village_code" not in _columns(ppath) \
+        else _read_filtered(ppath, "village_code", village_codes)
+    return villages, hh, ps, source
+
+
+def _columns(path: Path) -> list[str]:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return []
+
+
+# ================================================================================================ answers
+def _name_pool(rng, n: int) -> list[str]:
+    s = rng.integers(0, len(_SURNAMES), n)
+    g1 = rng.integers(0, len(_GIVEN), n)
+    g2 = rng.integers(0, len(_GIVEN), n)
+    two = rng.random(n) < 0.6
+    return [_SURNAMES[a] + _GIVEN[b] + (_GIVEN[c] if t else "") for a, b, c, t in zip(s, g1, g2, two)]
+
+
+def _schedule(units: pd.DataFrame, rng, start_day: _dt.date) -> pd.DataFrame:
+    """interview_start/end and the enumerator pair of each household of one team (two pairs, five a day each)."""
+    n = len(units)
+    pos = np.arange(n)
+    day = pos // 10
+    slot = (pos % 10) // 2
+    pair = pos % 2
+    minutes = 8 * 60 + 30 + slot * 100 + rng.integers(0, 26, n)
+    duration = rng.integers(40, 96, n)
+    base = pd.Timestamp(start_day) + pd.to_timedelta(day, unit="D")
+    start = base + pd.to_timedelta(minutes * 60 + rng.integers(0, 60, n), unit="s")
+    end = start + pd.to_timedelta(duration * 60 + rng.integers(0, 60, n), unit="s")
+    out = pd.DataFrame({"interview_start": start.to_numpy(), "interview_end": end.to_numpy(), "_pair": pair,
+                        "_day": day}, index=units.index)
+    return out
+
+
+def _household_answers(hh: pd.DataFrame) -> pd.DataFrame:
+    """Main-table answers (without interview metadata) from the household truth."""
+    a = hh.copy()
+    a["declared_size"] = a["size"]
+    exited = a["register_status"].to_numpy() == 1
+    for c in ("exit_year", "exit_year_income_pc", "sat_exit"):
+        if c in a.columns:
+            a[c] = a[c].where(exited)
+    for c in ("causes", "measures"):
+        if c in a.columns:
+            a[c] = a[c].astype(object).where(a[c].notna() & (a[c].astype(str).str.strip() != ""), None)
+    parts = ["wage_income", "business_income", "property_income", "transfer_income"]
+    a["net_income_declared"] = (a[parts].astype("float64").fillna(0).sum(axis=1)
+                                - a["business_cost"].astype("float64").fillna(0)).round(2)
+    return a
+
+
+def _member_answers(ps: pd.DataFrame) -> pd.DataFrame:
+    m = ps.sort_values(["household_id", "member_no"], kind="stable").reset_index(drop=True)
+    if "school_exempt" in m.columns and "in_school" in m.columns:
+        m["school_exempt"] = m["school_exempt"].astype("Int64").where(m["in_school"].to_numpy() == 0)
+    return m
+
+
+def _wrong_check_digit(idn: str) -> str:
+    from sampling.idnumber import check_digit
+
+    right = check_digit(idn[:17])
+    k = (_ID_CHARS.index(right) + 1 + int(idn[:17]) % 10) % len(_ID_CHARS)
+    wrong = _ID_CHARS[k] if _ID_CHARS[k] != right else _ID_CHARS[(k + 1) % len(_ID_CHARS)]
+    return idn[:17] + wrong
+
+
+def _typo_id(hid: str, taken: set) -> str:
+    """household_id with one digit of the 4-digit sequence mistyped, not another known household."""
+    for pos in (15, 14, 13):
+        d = int(hid[pos])
+        for step in (1, 9, 2, 8, 3, 7, 4, 6, 5):
+            cand = hid[:pos] + str((d + step) % 10) + hid[pos + 1:]
+            if cand not in taken and cand[12:] != "0000":
+                return cand
+    return hid[:12] + "9999"
+
+
+# ================================================================================================ writers
+def _plain(v):
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float) and v != v:
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+        if isinstance(v, float) and v != v:
+            return None
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    return v
+
+
+def _rows(df: pd.DataFrame) -> list[list]:
+    cols = [df[c].astype(object).tolist() for c in df.columns]
+    return [[_plain(v) for v in row] for row in zip(*cols)]
+
+
+def _write_xlsx(path: Path, sheets: list[tuple[str, pd.DataFrame]], created: _dt.datetime) -> None:
+    import xlsxwriter
+
+    wb = xlsxwriter.Workbook(str(path), {"strings_to_numbers": False, "strings_to_formulas": False,
+                                         "strings_to_urls": False, "nan_inf_to_errors": False})
+    wb.set_properties({"created": created, "author": "tpa fieldwork simulation"})
+    dt_fmt = wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    d_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
+    for name, df in sheets:
+        sh = wb.add_worksheet(name)
+        sh.write_row(0, 0, [str(c) for c in df.columns])
+        for i, row in enumerate(_rows(df), start=1):
+            for j, v in enumerate(row):
+                if v is None:
+                    continue
+                if isinstance(v, _dt.datetime):
+                    sh.write_datetime(i, j, v, dt_fmt)
+                elif isinstance(v, _dt.date):
+                    sh.write_datetime(i, j, _dt.datetime(v.year, v.month, v.day), d_fmt)
+                elif isinstance(v, str):
+                    sh.write_string(i, j, v)
+                else:
+                    sh.write_number(i, j, v)
+        sh.freeze_panes(1, 0)
+    wb.close()
+
+
+def _csv_text(df: pd.DataFrame, *, odk_times: bool = False) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n" if not odk_times else "\n")
+    w.writerow([str(c) for c in df.columns])
+    for row in _rows(df):
+        out = []
+        for v in row:
+            if v is None:
+                out.append("")
+            elif isinstance(v, _dt.datetime):
+                out.append(v.strftime("%Y-%m-%dT%H:%M:%S.000+08:00") if odk_times else v.strftime("%Y-%m-%d %H:%M:%S"))
+            elif isinstance(v, _dt.date):
+                out.append(v.isoformat())
+            elif isinstance(v, float):
+                out.append(repr(int(v)) if v.is_integer() else repr(v))
+            else:
+                out.append(str(v))
+        w.writerow(out)
+    return buf.getvalue()
+
+
+def _write_csv_gbk(path: Path, df: pd.DataFrame) -> str:
+    text = _csv_text(df)
+    try:
+        data, enc = text.encode("gbk"), "gbk"
+    except UnicodeEncodeError:
+        data, enc = text.encode("gb18030"), "gb18030"
+    path.write_bytes(data)
+    return enc
+
+
+def _zip_write(path: Path, members: list[tuple[str, bytes]]) -> None:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+
+
+def _write_sav(path: Path, df: pd.DataFrame, cb) -> None:
+    import pyreadstat
+
+    out = pd.DataFrame(index=df.index)
+    labels = {}
+    for c in df.columns:
+        v = cb.variables.get(c)
+        s = df[c]
+        if v is not None and v.type in ("text", "code", "select_multiple") or (
+                v is not None and v.type == "select_one" and not v.numeric_codes):
+            out[c] = s.astype(object).where(s.notna(), "").astype(str)
+        elif v is not None and v.type == "date":
+            out[c] = [None if x is None else x for x in
+                      (pd.to_datetime(s).dt.date.astype(object).where(s.notna(), None))]
+        else:
+            out[c] = pd.to_numeric(s, errors="coerce").astype("float64")
+            if v is not None and v.type == "select_one" and v.choices:
+                labels[c] = {float(k): lab for k, lab in v.choices.items()}
+    col_labels = [cb.variables[c].label_zh if c in cb.variables else "" for c in out.columns]
+    pyreadstat.write_sav(out, str(path), column_labels=col_labels, variable_value_labels=labels or None)
+    with open(path, "r+b") as fh:       # the header's creation date and time: fixed for byte-identical files
+        head = fh.read(4)
+        if head in (b"$FL2", b"$FL3"):
+            fh.seek(92)
+            fh.write(_SAV_STAMP)
+
+
+def _odk_columns(df: pd.DataFrame, cb, group: str | None = None) -> dict:
+    """ODK Central export names: '<group>-<name>' for questions inside a group."""
+    out = {}
+    for c in df.columns:
+        v = cb.variables.get(c) if group is None else None
+        if group is not None:
+            out[c] = c
+        elif v is not None and v.section in _ODK_GROUP and c not in ("household_id", "village_code"):
+            out[c] = f"{_ODK_GROUP[v.section]}-{c}"
+        else:
+            out[c] = c
+    return out
+
+
+# ================================================================================================ the simulation
+@dataclass
+class _Team:
+    county_code: str
+    index: int                      # 1.. within the county
+    format: str
+    villages: list
+    enumerators: list
+
+
+def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=True, refusal_rate: float = 0.03,
+                       teams_per_county: int = 4, progress=None) -> FieldworkSummary:
+    """Write the files the field teams would send for the latest draw; see the module docstring."""
+    from sampling.draw import latest_draw, sample_households, sample_villages
+
+    from .codebook import load_codebook
+
+    if not 0 <= float(refusal_rate) < 1:
+        raise SurveyError(f"refusal_rate {refusal_rate} is not a share", code="bad_argument",
+                          fix="give a share between 0 and 1, e.g. 0.03")
+    if int(teams_per_county) < 1:
+        raise SurveyError("teams_per_county must be at least 1", code="bad_argument", fix="give 1 or more teams")
+    counts = _mistake_counts(mistakes)
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise SurveyError(f"the output folder {out} is not empty", code="output_exists", file=out,
+                          fix="choose an empty or new folder with --out")
+    draw = latest_draw(ws)
+    sh = sample_households(ws)
+    sv = sample_villages(ws)
+    if sh.empty:
+        raise SurveyError("the latest draw has no households", code="empty_sample",
+                          fix="draw a sample with households (`tpa sample draw`)")
+    year = int(ws.config.get("year", 2019))
+    villages, hh, ps, source = load_truth(ws, draw, sv["village_code"].astype(str), population)
+    hh = hh.copy()
+    hh["household_id"] = hh["household_id"].astype(str)
+    ps["household_id"] = ps["household_id"].astype(str)
+    known = set(hh["household_id"])
+    lacking = [h for h in sh["household_id"].astype(str) if h not in known]
+    if lacking:
+        raise _no_population(f"the population does not hold {len(lacking):,} households of the draw (e.g. "
+                             f"{lacking[0]}): it is not the population the draw was made from")
+    ss = np.random.SeedSequence([int(seed), 0x7F1E1D])
+    rng_ref, rng_team, rng_time, rng_mis, rng_key = [np.random.default_rng(s) for s in ss.spawn(5)]
+    summary = FieldworkSummary(out_dir=str(out), draw_id=str(draw["draw_id"]), seed=int(seed), truth=source)
+
+    # ---- who is interviewed: the sample, refusals replaced by the next reserve of the same village and stratum
+    sh = sh.copy()
+    sh["household_id"] = sh["household_id"].astype(str)
+    sh["_order"] = np.arange(len(sh))
+    sample = sh[sh["role"] != "reserve"]
+    reserve = sh[sh["role"] == "reserve"].sort_values(["village_code", "hh_stratum", "reserve_order"], kind="stable")
+    n_ref = int(round(float(refusal_rate) * len(sample)))
+    if refusal_rate > 0 and n_ref == 0 and len(sample):
+        n_ref = 1
+    refused_pos = np.sort(rng_ref.choice(len(sample), size=min(n_ref, len(sample)), replace=False))
+    refused = sample.iloc[refused_pos]
+    queues = {k: list(g["household_id"]) for k, g in reserve.groupby(["village_code", "hh_stratum"], sort=False)}
+    order_of = dict(zip(reserve["household_id"], reserve["reserve_order"]))
+    used = []
+    for rec in refused[["household_id", "village_code", "hh_stratum"]].itertuples(index=False):
+        q = queues.get((rec.village_code, rec.hh_stratum)) or []
+        rep = q.pop(0) if q else None
+        summary.refusals.append(Refusal(rec.household_id, rec.village_code, str(rec.hh_stratum), rep,
+                                        None if rep is None else int(order_of[rep])))
+        if rep is not None:
+            used.append(rep)
+    interviewed = pd.concat([sample[~sample["household_id"].isin(set(refused["household_id"]))],
+                             sh[sh["household_id"].isin(set(used))]])
+    interviewed = interviewed.sort_values(["county_code", "village_code", "_order"], kind="stable")
+    if (n_not := sum(r.replaced_by is None for r in summary.refusals)):
+        summary.notes.append(f"{n_not} refusal(s) could not be replaced: no reserve left in the village's stratum")
+
+    # ---- answers
+    ans = _household_answers(hh.set_index("household_id").loc[interviewed["household_id"]].reset_index())
+    ans["instrument"] = np.where(ans["register_status"].isin(REGISTERED), "hh_registered", "hh_nonregistered")
+    members = _member_answers(ps[ps["household_id"].isin(set(ans["household_id"]))])
+
+    # ---- teams: whole villages of a county, formats in rotation
+    teams: list[_Team] = []
+    vil_sorted = sv.assign(village_code=sv["village_code"].astype(str), county_code=sv["county_code"].astype(str)) \
+        .sort_values(["county_code", "village_code"])
+    for county, g in vil_sorted.groupby("county_code", sort=True):
+        codes = list(g["village_code"])
+        k = min(int(teams_per_county), len(codes))
+        for i, part in enumerate(np.array_split(np.arange(len(codes)), k)):
+            teams.append(_Team(county, i + 1, TEAM_FORMATS[len(teams) % len(TEAM_FORMATS)],
+                               [codes[j] for j in part], _name_pool(rng_team, 4)))
+    start_day = _dt.date(year + 1, 1, 6)
+    sched = []
+    for t in teams:
+        idx = ans.index[ans["village_code"].astype(str).isin(set(t.villages))]
+        s = _schedule(ans.loc[idx], rng_time, start_day)
+        s["enumerator_1"] = [t.enumerators[2 * p] for p in s["_pair"]]
+        s["enumerator_2"] = [t.enumerators[2 * p + 1] for p in s["_pair"]]
+        sched.append(s)
+    sched = pd.concat(sched) if sched else pd.DataFrame()
+    for c in ("interview_start", "interview_end", "enumerator_1", "enumerator_2", "_day"):
+        ans[c] = sched[c].reindex(ans.index)
+    jitter = rng_time.normal(0, 0.0003, size=(len(ans), 2))
+    ans["gps_lat"] = (ans["gps_lat"].astype("float64") + jitter[:, 0]).round(6)
+    ans["gps_lon"] = (ans["gps_lon"].astype("float64") + jitter[:, 1]).round(6)
+
+    # ---- mistakes
+    planted = _plant(ans, members, counts, rng_mis, set(sh["household_id"])) if counts else []
+    dup_ids = {m.household_id for m in planted if m.kind == "duplicate_household"}
+
+    # ---- files
+    out.mkdir(parents=True, exist_ok=True)
+    created = _dt.datetime(year + 1, 1, 1)
+    cbs = {n: load_codebook(n) for n in ("hh_registered", "hh_nonregistered", "village")}
+    vframe = villages.assign(village_code=villages["village_code"].astype(str)).set_index("village_code")
+    it = progress(teams, total=len(teams), desc="teams") if progress else teams
+    for t in it:
+        team_name = f"{t.county_code}-{t.index}"
+        for instrument in ("hh_registered", "hh_nonregistered"):
+            sel = ans[(ans["instrument"] == instrument) & ans["village_code"].astype(str).isin(set(t.villages))]
+            if sel.empty:
+                continue
+            cb = cbs[instrument]
+            sel = sel.sort_values(["interview_start", "household_id"], kind="stable")
+            fmt = HOUSEHOLD_FORMAT[t.format]
+            name = f"{t.county_code}_team{t.index}_{instrument}{EXTENSION[fmt]}"
+            path = out / name
+            main_cols = [n for n in cb.variables if not n.startswith("_")]
+            mem_cols = [n for n in cb.repeats["members"].variables]
+            main = sel.reindex(columns=main_cols)
+            mem = members[members["household_id"].isin(set(sel["household_id"]))]
+            mem = mem.assign(_o=mem["household_id"].map(dict(zip(sel["household_id"], range(len(sel)))))) \
+                .sort_values(["_o", "member_no"], kind="stable").reindex(columns=mem_cols)
+            dups = sel["household_id"].isin(dup_ids).to_numpy()
+            if fmt == "xlsx":
+                rows = np.repeat(np.arange(len(main)), np.where(dups, 2, 1))
+                main_out = main.iloc[rows].reset_index(drop=True)
+                _write_xlsx(path, [(instrument, main_out), ("members", mem)], created)
+                enc, n_main, n_mem = None, len(main_out), len(mem)
+            else:
+                n_main, n_mem = _write_odk(path, instrument, main, mem, cb, dups, rng_key)
+                enc = "utf-8"
+            mine = [m for m in planted if m.true_household_id in set(sel["household_id"]) or
+                    m.household_id in set(sel["household_id"])]
+            for m in mine:
+                m.file, m.instrument = name, instrument
+            summary.files.append(FieldworkFile(str(path), name, fmt, enc, team_name, t.format, t.county_code,
+                                               instrument, int(len(sel)), int(n_main), int(n_mem),
+                                               dict(Counter(m.kind for m in mine))))
+        # the village questionnaire of the team's villages, in the team's own format
+        cbv = cbs["village"]
+        first_day = ans.groupby(ans["village_code"].astype(str))["interview_start"].min()
+        vrows = vframe.loc[[v for v in t.villages if v in vframe.index]].reset_index()
+        vq = pd.DataFrame({
+            "village_code": vrows["village_code"].astype(str), "county_code": vrows["county_code"].astype(str),
+            "interview_date": [(first_day.get(v, pd.Timestamp(start_day))).date() for v in vrows["village_code"]],
+        })
+        for c in ("households", "persons", "persons_registered", "persons_exited", "persons_nonregistered",
+                  "poor_village", "remote", "terrain"):
+            vq[c] = vrows[c].to_numpy()
+        vq = vq.reindex(columns=[n for n in cbv.variables if not n.startswith("_")])
+        name = f"{t.county_code}_team{t.index}_village{EXTENSION[t.format]}"
+        path = out / name
+        enc = None
+        if t.format == "sav":
+            _write_sav(path, vq, cbv)
+        elif t.format == "xlsx":
+            _write_xlsx(path, [("village", vq)], created)
+        elif t.format == "csv":
+            enc = _write_csv_gbk(path, vq)
+        else:
+            _write_odk(path, "village", vq, None, cbv, np.zeros(len(vq), bool), rng_key)
+            enc = "utf-8"
+        summary.files.append(FieldworkFile(str(path), name, t.format, enc, team_name, t.format, t.county_code,
+                                           "village", int(len(vq)), int(len(vq)), 0, {}))
+    summary.mistakes = planted
+    key = ws.dir("fieldwork") / f"{out.resolve().name}.json"
+    key.write_text(json.dumps(summary.to_json(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    summary.answer_key = str(key)
+    return summary
+
+
+def _mistake_counts(mistakes) -> dict:
+    if mistakes is False or mistakes is None:
+        return {}
+    if mistakes is True:
+        return {k: None for k in MISTAKE_KINDS}          # None: default count from the number of households
+    if isinstance(mistakes, dict):
+        bad = set(mistakes) - set(MISTAKE_KINDS)
+        if bad:
+            raise SurveyError(f"unknown mistake kind(s) {sorted(bad)}", code="bad_argument",
+                              fix=f"use some of {', '.join(MISTAKE_KINDS)}")
+        return {k: int(v) for k, v in mistakes.items() if int(v) > 0}
+    raise SurveyError(f"mistakes must be True, False or {{kind: count}}, not {mistakes!r}", code="bad_argument",
+                      fix="pass mistakes=True or e.g. {'out_of_range': 2}")
+
+
+def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: set) -> list[PlantedMistake]:
+    """Plant the mistakes in ``ans`` (main answers) and ``members`` in place; distinct households per mistake."""
+    n = len(ans)
+    default = max(1, n // HOUSEHOLDS_PER_MISTAKE)
+    order = rng.permutation(n)
+    free = np.ones(n, dtype=bool)
+    size = ans["declared_size"].to_numpy()
+    out = []
+
+    def pick(ok) -> int | None:
+        for p in order:
+            if free[p] and ok(p):
+                free[p] = False
+                return int(p)
+        return None
+
+    for kind in MISTAKE_KINDS:
+        if kind not in counts:
+            continue
+        k = default if counts[kind] is None else counts[kind]
+        for j in range(k):
+            if kind == "missing_member":
+                p = pick(lambda q: size[q] >= 2)
+            else:
+                p = pick(lambda q: True)
+            if p is None:
+                break
+            idx = ans.index[p]
+            hid = str(ans.at[idx, "household_id"])
+            inst = str(ans.at[idx, "instrument"])
+            mrows = members.index[members["household_id"] == hid]
+            m = PlantedMistake(kind, "", inst, hid, hid, "main", None, rule=EXPECTED_RULE[kind])
+            if kind == "id_number_typo":
+                r = mrows[-1]
+                wrong = _wrong_check_digit(str(members.at[r, "id_number"]))
+                members.at[r, "id_number"] = wrong
+                m.sheet, m.field, m.member_no, m.value = "members", "id_number", int(members.at[r, "member_no"]), wrong
+            elif kind == "out_of_range":
+                r = mrows[0]
+                f, v = ("age", 150) if j % 2 == 0 else ("migrant_months", 14)
+                members.at[r, f] = v
+                m.sheet, m.field, m.member_no, m.value = "members", f, int(members.at[r, "member_no"]), str(v)
+            elif kind == "duplicate_household":
+                m.field = "household_id"
+                m.value = hid
+            elif kind == "missing_member":
+                r = members.loc[mrows].sort_values("member_no").index[-1]
+                m.field, m.member_no, m.value = "declared_size", int(members.at[r, "member_no"]), str(size[p])
+                members.drop(index=r, inplace=True)
+            elif kind == "end_before_start":
+                s, e = ans.at[idx, "interview_start"], ans.at[idx, "interview_end"]
+                ans.at[idx, "interview_start"], ans.at[idx, "interview_end"] = e, s
+                m.field, m.value = "interview_end", f"{s} / {e}"
+            elif kind == "unknown_household":
+                wrong = _typo_id(hid, taken | set(ans["household_id"].astype(str)))
+                ans.at[idx, "household_id"] = wrong
+                members.loc[mrows, "household_id"] = wrong
+                if "person_id" in members.columns:
+                    members.loc[mrows, "person_id"] = wrong + members.loc[mrows, "member_no"].astype(int) \
+                        .astype(str).str.zfill(2)
+                m.household_id, m.field, m.value = wrong, "household_id", wrong
+            out.append(m)
+    return out
+
+
+def _write_odk(path: Path, form: str, main: pd.DataFrame, mem: pd.DataFrame | None, cb, dups, rng) -> tuple[int, int]:
+    """An ODK Central CSV export ZIP: <form>.csv (KEY) and <form>-members.csv (PARENT_KEY); a household keyed
+    twice is a second submission with its own KEY and the same answers."""
+    n = len(main)
+    rows = np.repeat(np.arange(n), np.where(dups, 2, 1))
+    # the second submission of a duplicated household comes last, as a re-sent form would
+    first = np.r_[True, rows[1:] != rows[:-1]]
+    rows = np.r_[rows[first], rows[~first]]
+    keys = ["uuid:" + str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(len(rows))]
+    m = main.iloc[rows].reset_index(drop=True)
+    when = pd.to_datetime(m["interview_end"]) if "interview_end" in m.columns else \
+        pd.to_datetime(m["interview_date"]) + pd.Timedelta(hours=18)
+    resent = np.arange(len(rows)) >= int(first.sum())
+    # submitted when the team is back online: minutes after the interview (China time, written as UTC)
+    sub_time = when + pd.to_timedelta(np.arange(len(m)) % 7 + 5, unit="min") + \
+        pd.to_timedelta(resent.astype(int), unit="D") - pd.Timedelta(hours=8)
+    front = pd.DataFrame({"SubmissionDate": sub_time.dt.strftime("%Y-%m-%dT%H:%M:%S.000Z").to_numpy()})
+    body = m.rename(columns=_odk_columns(m, cb))
+    tail = pd.DataFrame({"meta-instanceID": keys, "KEY": keys})
+    main_csv = pd.concat([front, body, tail], axis=1)
+    files = [(f"{form}.csv", _csv_text(main_csv, odk_times=True).encode("utf-8"))]
+    n_mem = 0
+    if mem is not None:
+        parent_of = dict(zip(range(len(rows)), keys))
+        hid = m["household_id"].astype(str).to_numpy()
+        parts = []
+        by_h = {h: g for h, g in mem.groupby(mem["household_id"].astype(str), sort=False)}
+        for i, h in enumerate(hid):
+            g = by_h.get(h)
+            if g is None:
+                continue
+            g = g.drop(columns=["household_id"]).copy()
+            g["PARENT_KEY"] = parent_of[i]
+            g["KEY"] = [f"{parent_of[i]}/members[{j + 1}]" for j in range(len(g))]
+            parts.append(g)
+        rep = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=[c for c in mem.columns if c != "household_id"] + ["PARENT_KEY", "KEY"])
+        n_mem = len(rep)
+        files.append((f"{form}-members.csv", _csv_text(rep, odk_times=True).encode("utf-8")))
+    _zip_write(path, files)
+    return len(m), n_mem
