@@ -679,10 +679,12 @@ class Design:
         return self._frame(rows)
 
     def prop(self, var: str, *, by=None, method: str = "logit", level: float = 0.95, df_normal: bool = False,
-             na_rm: bool = False) -> pd.DataFrame:
+             na_rm: bool = False, ci: str = "t") -> pd.DataFrame:
         """Proportions of each category of ``var`` (estimate and SE as R ``svymean`` on a factor, interval as
-        ``svyciprop`` with ``method``); one row per domain and category, categories in sorted order."""
+        ``svyciprop`` with ``method``); one row per domain and category, categories in sorted order.
+        ``ci="normal"`` (or ``df_normal``) uses normal instead of t quantiles (svyciprop with df = Inf)."""
         level = _iv.check_level(level)
+        df_normal = self._normal(ci, df_normal)
         method = _iv.normalise_method(method)
         s, missing = self._values(var, na_rm, numeric=False)
         g, K, domains = self._domains(by, missing, na_rm, var)

@@ -56,18 +56,36 @@ def check_level(level: float) -> float:
     return level
 
 
+def _tq(p, df):
+    """t quantile (scipy.special is much lighter to import than scipy.stats: the CLI starts faster)."""
+    from scipy import special
+
+    return special.stdtrit(df, p)
+
+
+def _zq(p):
+    from scipy import special
+
+    return special.ndtri(p)
+
+
+def _betaq(q, a, b):
+    from scipy import special
+
+    return special.betaincinv(a, b, q)
+
+
 def quantile(level: float, df, normal: bool = False) -> np.ndarray:
     """Upper (1 − α/2) quantile: t on ``df`` (inf where df <= 0), or normal."""
-    from scipy import stats
 
     df = np.atleast_1d(np.asarray(df, dtype=float))
     p = 1.0 - (1.0 - level) / 2.0
     if normal:
-        return np.full(df.shape, stats.norm.ppf(p))
+        return np.full(df.shape, _zq(p))
     q = np.full(df.shape, np.inf)
-    ok = df > 0
-    q[ok] = stats.t.ppf(p, df[ok])
-    q[np.isinf(df)] = stats.norm.ppf(p)
+    ok = (df > 0) & np.isfinite(df)
+    q[ok] = _tq(p, df[ok])
+    q[np.isinf(df)] = _zq(p)
     return q
 
 
@@ -92,7 +110,6 @@ def t_interval(estimate, se, df, level: float = 0.95, normal: bool = False):
 
 def prop_interval(p, var, df, n, method: str = "logit", level: float = 0.95, normal: bool = False):
     """Interval for proportions ``p`` with design variances ``var`` (arrays); returns (low, high, notes)."""
-    from scipy import stats
 
     method = normalise_method(method)
     p = np.atleast_1d(np.asarray(p, dtype=float))
@@ -133,16 +150,16 @@ def prop_interval(p, var, df, n, method: str = "logit", level: float = 0.95, nor
             adj = np.ones(shape)
             j = inner & (n > 1)
             if np.any(j):
-                adj[j] = (stats.t.ppf(alpha / 2, n[j] - 1) / _lower_t(alpha / 2, df[j])) ** 2
+                adj[j] = (_tq(alpha / 2, n[j] - 1) / _lower_t(alpha / 2, df[j])) ** 2
             neff = neff * adj
             a = neff * p
             b = neff * (1 - p)
             lo = np.zeros(shape)
             hi = np.ones(shape)
             k = i & (a > 0)
-            lo[k] = stats.beta.ppf(alpha / 2, a[k], b[k] + 1)
+            lo[k] = _betaq(alpha / 2, a[k], b[k] + 1)
             k = i & (b > 0)
-            hi[k] = stats.beta.ppf(1 - alpha / 2, a[k] + 1, b[k])
+            hi[k] = _betaq(1 - alpha / 2, a[k] + 1, b[k])
             low[i], high[i] = lo[i], hi[i]
         else:  # wilson
             z = q
@@ -174,11 +191,9 @@ def prop_interval(p, var, df, n, method: str = "logit", level: float = 0.95, nor
 
 
 def _lower_t(a, df):
-    from scipy import stats
-
-    out = np.where(np.isinf(df), stats.norm.ppf(a), 0.0)
+    out = np.where(np.isinf(df), _zq(a), 0.0)
     fin = ~np.isinf(df)
-    out[fin] = stats.t.ppf(a, df[fin])
+    out[fin] = _tq(a, df[fin])
     return out
 
 

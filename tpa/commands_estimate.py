@@ -68,6 +68,13 @@ def _print_table(design, table) -> None:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(x, widths)).rstrip())
 
 
+def _prefetch() -> None:
+    try:
+        import scipy.special  # noqa: F401
+    except Exception:  # the main thread reports any real problem when it needs the module
+        pass
+
+
 def register(cli: click.Group) -> None:
     """Add this part's verbs to the main group."""
 
@@ -104,6 +111,10 @@ def register(cli: click.Group) -> None:
         Example: tpa estimate households.csv --weight weight --strata county_code --psu village_code
         --prop recognises --by county_code --ci clopper-pearson --json
         """
+        import threading
+
+        # scipy.special (quantiles) loads while the file is read: start-up time counts on large runs
+        threading.Thread(target=_prefetch, daemon=True).start()
         from sampling.readers import read_table
         from survey.design import Design, _split_plus
         from survey.errors import EstimationError
