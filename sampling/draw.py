@@ -626,8 +626,13 @@ def _county_frame(villages: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def select_sample(design, villages, households, seed: int, *, counties=None, rng_stages=None) -> DrawResult:
-    """The pure multi-stage draw: frames, design and seed in; selected units with probabilities out."""
+def select_sample(design, villages, households, seed: int, *, counties=None, describe: bool = True) -> DrawResult:
+    """The pure multi-stage draw: frames, design and seed in; selected units with probabilities out.
+
+    ``villages``: the village frame (DataFrame or file); ``households``: a register file, a DataFrame, a
+    callable giving a village's households, a ``HouseholdSource`` or ``"synthetic:SEED"``. ``describe=False``
+    skips hashing the households fetched (only needed to record or verify a draw).
+    """
     design = load_design(design)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise SamplingError(f"argument 'seed': must be a whole number >= 0, got {seed!r}", code="bad_argument",
@@ -642,7 +647,11 @@ def select_sample(design, villages, households, seed: int, *, counties=None, rng
     rngs = [np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k,))) for k in range(3)]
 
     # County stage
-    vframe = _sorted(_norm_codes(vframe.copy()), ["village_code"])
+    # only the columns the draw and the lists read: fewer columns to carry through every sort and filter
+    vcols = [c for c in vframe.columns if c in set(VILLAGE_KEEP) | set(COUNTY_ATTRS) | need["county"]
+             | need["village"] | hh_rule_cols | {"persons_registered", "hh_registered", "persons"}
+             or (c not in VILLAGE_KEEP and c.startswith(("hh_", "persons_")))]
+    vframe = _sorted(_norm_codes(vframe[vcols].copy()), ["village_code"])
     cframe = _county_frame(vframe)
     named = list(counties or []) or list(design.county.units)
     if named:
@@ -679,7 +688,9 @@ def select_sample(design, villages, households, seed: int, *, counties=None, rng
 
     # Household stage, within the selected villages
     hh = source.fetch(vchosen)
-    hh = _norm_codes(hh.copy())
+    hcols = [c for c in hh.columns if c in set(HOUSEHOLD_KEEP) | need["household"] | set(design.household.by)
+             | set(design.household.order_by)]
+    hh = _norm_codes(hh[hcols].copy())
     _require_columns(hh, {"household_id", "village_code"} | need["household"] - hh_rule_cols, "household",
                      "household stage")
     dups = pd.Series(_int_codes(hh["household_id"])).duplicated().to_numpy()
@@ -714,7 +725,7 @@ def select_sample(design, villages, households, seed: int, *, counties=None, rng
                       out_of_scope={"county": cres.out_of_scope, "village": vres.out_of_scope,
                                     "household": hres.out_of_scope},
                       extra={"household": hres.extra, "villages_without_households": missing_v},
-                      household_info=source.info(hh))
+                      household_info=source.info(hh) if describe else {})
 
 
 def _sample_villages(v: pd.DataFrame) -> pd.DataFrame:

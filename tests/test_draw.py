@@ -210,7 +210,7 @@ def _frequencies(v, h, design, draws):
     pi = pd.Series(np.nan, index=counts.index)
     totals = []
     for seed in range(draws):
-        r = select_sample(design, v, h, seed=seed)
+        r = select_sample(design, v, h, seed=seed, describe=False)
         hh = r.households
         full = hh["pi_county"] * hh["pi_village"] * hh["pi_household"]
         ids = hh["household_id"].astype(str).to_numpy()
@@ -253,7 +253,7 @@ def _check_frequencies(v, h, draws, z_max):
 
 def test_empirical_frequencies_match_pi_quick():
     v, h = small_frames(n_county=3, n_vill=6, hh_per=(6, 12), seed=8)
-    z, p = _check_frequencies(v, h, draws=150, z_max=4.8)
+    z, p = _check_frequencies(v, h, draws=80, z_max=5.0)
     assert (p == 1).any() or p.max() > 0.3              # includes high-probability (take-all-like) units
     assert p.min() < 0.2
 

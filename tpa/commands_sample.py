@@ -147,7 +147,12 @@ def verify_cmd(draw_id, villages, households, seal, archive, workspace, as_json)
             click.echo(f"{'ok  ' if c['ok'] else 'FAIL'} {c['check']}: {c['detail']}")
         click.echo("verified" if report["ok"] else "NOT verified")
     if not report["ok"]:
-        raise click.exceptions.Exit(1)
+        from sampling.errors import SamplingError
+
+        failed = [c["check"] for c in report["checks"] if not c["ok"]]
+        raise SamplingError(f"the draw did not verify ({', '.join(failed)})", code="not_verified",
+                            fix="see the checks above; a changed list or frame must be restored, or the draw "
+                                "repeated and re-sealed")
 
 
 @sample.command("seal")
