@@ -11,6 +11,9 @@
 The variance is R's ``svrVar``: Σ_r rscale_r (θ_r − θ̄)² × scale, centred at the mean of the replicates
 (``survey.replicates.mse = FALSE``, R's default), or at the full-sample estimate with ``mse=True``.
 
+``ReplicateDesign.from_columns(data, weights=, repweights=[...], scale=, rscales=)`` takes replicate weights
+delivered with the data (R ``svrepdesign``).
+
 Replicate estimates are computed from PSU totals (a jackknife replicate weight depends on the PSU only), so
 no n × R matrix is formed. Domains (``by=``) are subpopulations as for ``Design``.
 """
@@ -81,6 +84,32 @@ class ReplicateDesign:
             scale = C / R
         return cls(design, kind="JKn", factors=factors, rep_psu=reps, scale=scale, rscales=rscales, mse=mse)
 
+    @classmethod
+    def from_columns(cls, data: pd.DataFrame, *, weights: str, repweights: list[str], scale: float,
+                     rscales=None, mse: bool = False, df: int | None = None) -> "ReplicateDesign":
+        """Replicate weights supplied as columns (e.g. a jackknife delivered with the data): R
+        ``svrepdesign(weights=, repweights=, scale=, rscales=)``. Intervals use t on ``df`` (default: the
+        number of replicates − 1)."""
+        cols = list(repweights)
+        if not cols:
+            raise EstimationError("no replicate weight columns given", code="bad_argument",
+                                  fix="name the replicate weight columns")
+        design = Design(data, weights=weights, lonely_psu="remove")
+        w = design._w
+        R = np.column_stack([design._numeric(c, "repweights") for c in cols])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factors = np.where(w[:, None] != 0, R / w[:, None], 0.0)
+        bad = (w == 0) & (R != 0).any(axis=1)
+        if bad.any():
+            raise EstimationError("a row with full-sample weight 0 has a nonzero replicate weight",
+                                  code="bad_weights", row=int(np.flatnonzero(bad)[0]),
+                                  fix="check the weight and replicate weight columns")
+        rs = np.ones(len(cols)) if rscales is None else np.asarray(rscales, dtype=float)
+        out = cls(design, kind="columns", factors=factors, rep_psu=np.arange(len(cols)), scale=scale,
+                  rscales=rs, mse=mse)
+        out._df = len(cols) - 1 if df is None else int(df)
+        return out
+
     # ------------------------------------------------------------------ estimation
     def _var(self, thetas, full):
         # thetas: (R, K)
@@ -119,6 +148,8 @@ class ReplicateDesign:
                 reps = rep_y / (self.factors.T @ Tx)
         V = self._var(reps, full)
         n, nobs, df = d._domain_counts(g, K)
+        if getattr(self, "_df", None) is not None:
+            df = np.full(K, self._df)
         se = np.sqrt(V)
         lo, hi, notes = _iv.t_interval(full, se, df, level, False)
         label = var if den is None else f"{var}:{den}"

@@ -119,3 +119,21 @@ def test_trim_keeps_total_by_hand():
     d = trim_weights(Design(df, weights="w", ids="psu"), upper=6)
     # 4 trimmed off the largest weight, shared equally by the other three
     np.testing.assert_allclose(d.weights, [1 + 4 / 3, 2 + 4 / 3, 3 + 4 / 3, 6.0])
+
+
+def test_replicate_weight_columns_equal_built_jackknife():
+    """JK1 replicate weights written out as columns give R's JK1 results (fixture jk1_clus1)."""
+    case = [c for c in REPS if c["type"] == "JK1"][0]
+    df = dataset("apiclus1").copy()
+    psus = sorted(df["dnum"].unique())
+    n = len(psus)
+    cols = []
+    for i, p in enumerate(psus):
+        df[f"rep{i}"] = np.where(df["dnum"] == p, 0.0, df["pw"] * n / (n - 1))
+        cols.append(f"rep{i}")
+    r = ReplicateDesign.from_columns(df, weights="pw", repweights=cols, scale=(n - 1) / n)
+    for res in case["results"]:
+        if res.get("domain") is None and res["statistic"] in ("mean", "total"):
+            out = getattr(r, res["statistic"])("api00").iloc[0]
+            close(out["estimate"], res["estimate"], res["statistic"])
+            close(out["se"], res["se"], res["statistic"] + " se")
