@@ -235,7 +235,7 @@ class Column:
 
     @property
     def scalar(self):
-        return not isinstance(self.data, np.ndarray)
+        return not isinstance(self.data, (np.ndarray, pd.Series))
 
 
 _NUMERIC_TEXT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
@@ -270,12 +270,16 @@ def from_series(series: pd.Series, kind: str | None = None) -> Column:
             return Column("num", s.astype("float64").to_numpy(dtype="float64", na_value=np.nan))
         return Column("num", pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(dtype="float64",
                                                                                            na_value=np.nan))
-    arr = s.astype(object).to_numpy(dtype=object)
-    missing = pd.isna(arr)
-    if missing.any():
-        arr = arr.copy()
-        arr[missing] = None
-    return Column("str", arr)
+    return Column("str", _text(s))
+
+
+def _text(s) -> pd.Series:
+    """Arrow-backed text Series with a 0..n-1 index (vectorised string operations need it)."""
+    if not isinstance(s, pd.Series):
+        s = pd.Series(s, dtype=object)
+    if not (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"):
+        s = s.astype("str")
+    return s.reset_index(drop=True)
 
 
 def _as_num(v: Column, n: int) -> Column:
@@ -290,8 +294,19 @@ def _as_num(v: Column, n: int) -> Column:
             return Column("num", float(str(v.data).strip()))
         except ValueError:
             return Column("num", np.nan)
-    return Column("num", pd.to_numeric(pd.Series(v.data, dtype=object), errors="coerce")
-                  .to_numpy(dtype="float64", na_value=np.nan))
+    s = _text(v.data)
+    pa_arr = getattr(s.array, "_pa_array", None)
+    if pa_arr is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        try:
+            trimmed = pc.utf8_trim_whitespace(pa_arr)
+            trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+            return Column("num", np.array(pc.cast(trimmed, pa.float64()).to_numpy(zero_copy_only=False),
+                                          dtype="float64"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return Column("num", np.array(pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)))
 
 
 def _fmt_num(x: float) -> str:
@@ -331,7 +346,8 @@ def _missing(v: Column, n: int):
         return bool(np.isnan(d)) if v.scalar else np.isnan(d)
     if v.scalar:
         return d is None or str(d) == ""
-    return pd.isna(d) | (d == "")
+    s = _text(d)
+    return s.isna().to_numpy() | s.eq("").fillna(False).to_numpy(dtype=bool)
 
 
 def truth(v: Column, n: int) -> np.ndarray:
@@ -354,7 +370,13 @@ def _broadcast(x, n):
 
 def _str_series(v: Column, n: int) -> pd.Series:
     s = _as_str(v, n)
-    return pd.Series(_broadcast(s.data, n) if not s.scalar else np.full(n, s.data, dtype=object), dtype=object)
+    if s.scalar:
+        return _text(np.full(n, s.data, dtype=object))
+    return _text(s.data)
+
+
+def _eq_text(a: pd.Series, b: pd.Series) -> np.ndarray:
+    return a.eq(b).fillna(False).to_numpy(dtype=bool)
 
 
 def _date_literal(text) -> float:
@@ -389,15 +411,19 @@ def _compare(op, a: Column, b: Column, n: int):
         as_num = ~np.isnan(sn.data) if not sn.scalar else np.full(n, not np.isnan(sn.data))
         with np.errstate(invalid="ignore"):
             eq_num = _broadcast(sn.data == nv.data, n)
-        eq_str = _broadcast(np.asarray(_str_series(sv, n).to_numpy() == _str_series(nv, n).to_numpy()), n)
+        eq_str = _eq_text(_str_series(sv, n), _str_series(nv, n))
         eq = np.where(_broadcast(as_num, n), eq_num, eq_str)
     elif op in ("=", "!=") and "str" in (a.kind, b.kind):
         if a.kind == "bool" or b.kind == "bool":
             a, b = _as_str(a, n), _as_str(b, n)
         if a.scalar and b.scalar:
             eq = np.full(n, a.data == b.data)
+        elif b.scalar:
+            eq = _str_series(a, n).eq(b.data).fillna(False).to_numpy(dtype=bool)
+        elif a.scalar:
+            eq = _str_series(b, n).eq(a.data).fillna(False).to_numpy(dtype=bool)
         else:
-            eq = np.asarray(_str_series(a, n).to_numpy() == _str_series(b, n).to_numpy(), dtype=bool)
+            eq = _eq_text(_str_series(a, n), _str_series(b, n))
     elif op in ("=", "!="):
         x, y = _as_num(a, n).data, _as_num(b, n).data
         with np.errstate(invalid="ignore"):
@@ -447,7 +473,9 @@ def _f_not(n, a):
 
 def _tokens_series(v, n):
     s = _str_series(v, n).fillna("")
-    return " " + s.str.replace(r"[\s,，;；、]+", " ", regex=True).str.strip() + " "
+    if s.str.contains(r"[,，;；、\t]|  ", regex=True).any():
+        s = s.str.replace(r"[\s,，;；、]+", " ", regex=True)
+    return " " + s.str.strip() + " "
 
 
 def _f_selected(n, a, b):
@@ -458,18 +486,19 @@ def _f_selected(n, a, b):
     if code.data is None:
         return Column("bool", np.zeros(n, dtype=bool))
     s = _tokens_series(a, n)
-    return Column("bool", s.str.contains(" " + str(code.data).strip() + " ", regex=False).to_numpy(dtype=bool))
+    return Column("bool", s.str.contains(" " + str(code.data).strip() + " ", regex=False).fillna(False)
+                  .to_numpy(dtype=bool))
 
 
 def _f_count_selected(n, a):
     s = _tokens_series(a, n).str.strip()
-    counts = s.str.split(" ").str.len().astype("float64")
-    return Column("num", np.where(s == "", 0.0, counts.to_numpy(dtype="float64", na_value=0.0)))
+    counts = (s.str.count(" ") + 1).astype("float64").to_numpy(dtype="float64", na_value=0.0)
+    return Column("num", np.where(s.eq("").to_numpy(dtype=bool), 0.0, counts))
 
 
 def _f_string_length(n, a):
     s = _str_series(a, n).fillna("")
-    return Column("num", s.str.len().to_numpy(dtype="float64"))
+    return Column("num", s.str.len().astype("float64").to_numpy(dtype="float64", na_value=0.0))
 
 
 def _f_if(n, c, a, b):
@@ -484,7 +513,7 @@ def _f_if(n, c, a, b):
             keep = ~cond if flip else cond
             return Column(x.kind, np.where(keep, _broadcast(x.data, n), np.nan))
     sa, sb = _str_series(a, n), _str_series(b, n)
-    return Column("str", np.where(cond, sa.to_numpy(), sb.to_numpy()))
+    return Column("str", sa.where(cond, sb))
 
 
 def _f_number(n, a):
@@ -513,7 +542,7 @@ def _f_coalesce(n, a, b):
     if a.kind in ("num", "dt") and b.kind in ("num", "dt", "bool"):
         return Column(a.kind, np.where(miss, _broadcast(_as_num(b, n).data, n), _broadcast(a.data, n)))
     if a.kind == "str" and b.kind == "str":
-        return Column("str", np.where(_broadcast(miss, n), _str_series(b, n).to_numpy(), _str_series(a, n).to_numpy()))
+        return Column("str", _str_series(a, n).where(~_broadcast(np.asarray(miss), n), _str_series(b, n)))
     x, y = _as_num(a, n).data, _as_num(b, n).data
     return Column("num", np.where(np.isnan(_broadcast(x, n)), _broadcast(y, n), _broadcast(x, n)))
 
@@ -590,7 +619,7 @@ def _f_substr(n, a, start, end=None):
     lo = int(st.data) if not np.isnan(st.data) else 0
     hi = None if e is None or np.isnan(e.data) else int(e.data)
     sa = _str_series(a, n)
-    return Column("str", sa.str.slice(lo, hi).to_numpy(dtype=object))
+    return Column("str", sa.str.slice(lo, hi))
 
 
 def _f_concat(n, *args):
@@ -598,7 +627,7 @@ def _f_concat(n, *args):
     for a in args:
         s = _str_series(a, n).fillna("")
         out = s if out is None else out + s
-    return Column("str", out.to_numpy(dtype=object) if out is not None else np.full(n, "", dtype=object))
+    return Column("str", out if out is not None else _text(np.full(n, "", dtype=object)))
 
 
 def _f_string(n, a):

@@ -148,7 +148,7 @@ def write_validation_report(result_or_issues, path, *, file_name: str = "", coun
     return path
 
 
-_BAD_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+_BAD_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"   # characters XML 1.0 forbids
 
 
 def _xml_text(s: pd.Series) -> pd.Series:
