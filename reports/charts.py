@@ -47,7 +47,7 @@ def _svg(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buf.getvalue()
     text = _FAMILY.sub(f"font-family: '{FAMILY}'", text[text.index("<svg"):])
@@ -102,8 +102,9 @@ def indicator_chart(indicators: list[dict]) -> str | None:
 
     handles += [Line2D([], [], color=COLORS["ci"], lw=1.6), Line2D([], [], color=COLORS["thr"], lw=1, ls="--")]
     labels += ["95%置信区间", "标准（阈值）"]
-    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, fontsize=7, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.06, 1, 1), h_pad=0.6)
+    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, fontsize=7, bbox_to_anchor=(0.5, 0.0))
+    h = 0.78 * len(inds) + 0.3
+    fig.subplots_adjust(left=0.03, right=0.97, top=1 - 0.25 / h, bottom=0.45 / h, hspace=1.1)
     return _svg(fig)
 
 
@@ -161,7 +162,8 @@ def shortfall_chart(items: list[dict]) -> str | None:
     ax.set_xlim(0, max(max(shares) * 1.35, 0.001))
     _pct_axis(ax)
     ax.set_title("两不愁三保障未达标户占比（按项目）", loc="left")
-    fig.tight_layout()
+    h = 0.28 * len(items) + 0.6
+    fig.subplots_adjust(left=0.16, right=0.97, top=1 - 0.28 / h, bottom=0.25 / h)
     return _svg(fig)
 
 
@@ -190,13 +192,58 @@ def satisfaction_chart(items: list[dict], rows: list[dict]) -> str | None:
     _pct_axis(ax, "y")
     ax.legend(ncol=min(k, 6), fontsize=6.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.set_title("各项认可（满意）比例，按户类型", loc="left")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.26)
     return _svg(fig)
 
 
-def province_chart(rows: list[dict], name_zh: str, threshold=None, direction="<=") -> str | None:
-    """National summary: provinces compared on one indicator (same drawing as the county chart)."""
-    return county_chart(rows, name_zh, threshold, direction)
+def compare_chart(panels: list[dict], unit_label: str = "县") -> str | None:
+    """Places (counties, or provinces in the national summary) compared on several indicators in ONE figure:
+    one panel per indicator side by side, places on the shared vertical axis; bar = official ratio (green
+    passes, red fails, grey no verdict), whisker = 95% interval, dashed line = threshold.
+    ``panels``: dicts with ``name_zh``, ``threshold``, ``direction`` and ``rows`` (``label``, ``official``,
+    ``ci_low``, ``ci_high``, ``passed``), all panels listing the same places in the same order."""
+    panels = [p for p in panels if any(r.get("official") is not None for r in p["rows"])]
+    if not panels:
+        return None
+    _setup()
+    import matplotlib.pyplot as plt
+
+    labels = [r["label"] for r in panels[0]["rows"]]
+    n = len(labels)
+    height = 0.2 * n + 0.9
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5, height), sharey=True, squeeze=False)
+    ys = list(range(n))[::-1]
+    for ax, p in zip(axes[0], panels):
+        lo_vals, hi_vals = [], []
+        for y, r in zip(ys, p["rows"]):
+            if r.get("official") is None:
+                continue
+            color = COLORS["none"] if r.get("passed") is None else COLORS["pass" if r["passed"] else "fail"]
+            ax.barh(y, r["official"], height=0.6, color=color, alpha=0.75)
+            lo_vals.append(r["official"] if r.get("ci_low") is None else r["ci_low"])
+            hi_vals.append(r["official"] if r.get("ci_high") is None else r["ci_high"])
+            if r.get("ci_low") is not None and r.get("ci_high") is not None:
+                ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=COLORS["ci"], lw=0.9)
+        thr = p.get("threshold")
+        if thr is not None:
+            ax.axvline(thr, color=COLORS["thr"], lw=0.9, ls="--")
+            lo_vals.append(thr)
+            hi_vals.append(thr)
+        top = max(hi_vals) if hi_vals else 0.01
+        if p.get("direction") == ">=":
+            ax.set_xlim(max(0.0, min(lo_vals) - 0.03), min(1.0, top + 0.01))
+        else:
+            ax.set_xlim(0, top * 1.15 if top > 0 else 0.01)
+        _pct_axis(ax)
+        ax.tick_params(axis="x", labelsize=6.5, length=2)
+        ax.set_title(p["name_zh"], fontsize=7.5)
+    ax0 = axes[0, 0]
+    ax0.set_yticks(ys)
+    ax0.set_yticklabels(labels, fontsize=7)
+    ax0.set_ylim(-0.7, n - 0.3)
+    left = min(0.3, 0.04 + 0.013 * max(len(x) for x in labels))
+    fig.subplots_adjust(left=left, right=0.98, top=1 - 0.32 / height, bottom=0.3 / height, wspace=0.12)
+    return _svg(fig)
 
 
 def chart_texts(context_view: dict) -> str:

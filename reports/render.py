@@ -177,44 +177,55 @@ def placeholder_charts(view: dict) -> dict:
     """The structure of ``make_charts`` with empty images: phase 1 renders every caption the final one has."""
     blank = "data:,"
     if view.get("kind") == "national":
-        return {"provinces": [{"key": k, "uri": blank} for k in view["indicator_keys"]], "combined": blank}
-    return {"indicators": blank, "counties": {t["key"]: blank for t in view.get("county_tables") or []},
-            "shortfall": blank, "satisfaction": blank}
+        return {"combined": blank}
+    return {"indicators": blank, "counties": blank, "shortfall": blank, "satisfaction": blank}
 
 
 def make_charts(view: dict) -> dict:
+    """The SVG charts of one document as data URIs (drawn in the worker process)."""
     from . import charts
 
     if view.get("kind") == "national":
-        out = {"provinces": []}
+        panels = []
         for k in view["indicator_keys"]:
             rows = []
             thr = direction = None
             for r in view.get("provinces") or []:
-                i = r["by_key"].get(k)
-                if i is not None:
-                    rows.append({"label": r["short"], "official": i.get("official"), "ci_low": i.get("ci_low"),
-                                 "ci_high": i.get("ci_high"), "passed": i.get("passed")})
-                    thr = thr if thr is not None else i.get("threshold")
-                    direction = i.get("direction")
+                i = r["by_key"].get(k) or {}
+                rows.append({"label": r["short"], "official": i.get("official"), "ci_low": i.get("ci_low"),
+                             "ci_high": i.get("ci_high"), "passed": i.get("passed")})
+                thr = thr if thr is not None else i.get("threshold")
+                direction = direction or i.get("direction")
             if k in ("incidence",):
-                thr = None       # province thresholds differ (2% / 3%): colours carry the verdict
-            uri = _data_uri(charts.province_chart(rows, view["indicator_names"].get(k, k), thr, direction or "<="))
-            if uri:
-                out["provinces"].append({"key": k, "uri": uri})
-        return out
+                thr = None       # province thresholds differ (2% / 3%): the colours carry the verdict
+            panels.append({"name_zh": view["indicator_names"].get(k, k), "threshold": thr,
+                           "direction": direction or "<=", "rows": rows})
+        svg = charts.compare_chart(panels, "省")
+        return {"combined": _data_uri(svg), "_texts": charts.svg_texts(svg)}
     if view.get("status") != "ok":
         return {}
-    out = {"indicators": _data_uri(charts.indicator_chart(view["indicators"])), "counties": {}}
+    svgs = {"indicators": charts.indicator_chart(view["indicators"])}
+    panels = []
     for t in view["county_tables"]:
+        first = t["rows"][0] if t["rows"] else {}
         rows = [{"label": r["county_name"], "official": r.get("official"), "ci_low": r.get("ci_low"),
                  "ci_high": r.get("ci_high"), "passed": r.get("passed")} for r in t["rows"]]
-        first = t["rows"][0] if t["rows"] else {}
-        out["counties"][t["key"]] = _data_uri(charts.county_chart(rows, t["name_zh"], first.get("threshold"),
-                                                                  first.get("direction", "<=")))
-    out["shortfall"] = _data_uri(charts.shortfall_chart(view.get("guarantees") or []))
+        thr = first.get("threshold")
+        if len({r.get("threshold") for r in t["rows"]}) > 1:
+            thr = None           # counties treated as western have another threshold
+        panels.append({"name_zh": t["name_zh"], "threshold": thr, "direction": first.get("direction", "<="),
+                       "rows": rows})
+    # panels list the same counties in the same order
+    names = [r["name"] for r in view["county_rows"]]
+    for p, t in zip(panels, view["county_tables"]):
+        by = {r["label"]: r for r in p["rows"]}
+        p["rows"] = [by.get(nm, {"label": nm, "official": None}) for nm in names]
+    svgs["counties"] = charts.compare_chart(panels)
+    svgs["shortfall"] = charts.shortfall_chart(view.get("guarantees") or [])
     sat = view.get("satisfaction") or {}
-    out["satisfaction"] = _data_uri(charts.satisfaction_chart(sat.get("items") or [], sat.get("rows") or []))
+    svgs["satisfaction"] = charts.satisfaction_chart(sat.get("items") or [], sat.get("rows") or [])
+    out = {k: _data_uri(v) for k, v in svgs.items()}
+    out["_texts"] = "".join(charts.svg_texts(v) for v in svgs.values() if v)
     return out
 
 
@@ -250,6 +261,10 @@ def _render_one(view: dict, out_path, fonts) -> dict:
     html = render_html(view, charts)
     where = f"the report {view['title']}"
     check_document(html, fonts, where)
+    if charts.get("_texts"):
+        from .fonts import check_coverage
+
+        check_coverage(charts["_texts"], fonts, where=where + " (charts)")
     res = _write_pdf(html, Path(out_path), fonts, view["title"])
     res.update(chart_seconds=t1 - t0, seconds=time.perf_counter() - t0, title=view["title"],
                status=view.get("status", "ok"), kind=view.get("kind", "province"))

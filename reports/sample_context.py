@@ -125,13 +125,13 @@ def sample_province_context(code: str = "520000", *, seed: int = 1, n_counties: 
                 ("产业", "就业", "易地搬迁", "教育", "健康", "兜底", "生态", "金融", "光伏", "危房改造", "资产收益")]
     reg = int(interviewed * 0.5)
     cases = [
-        {"kind": "错退", "confirmed": True, "county_code": counties[1], "county": county_names[counties[1]],
-         "village": "石门村", "household_id": f"{counties[1]}0010010007", "head_name": "王<b>小明</b>",
+        {"kind": "错退", "confirmed": True, "county_code": counties[min(1, len(counties) - 1)], "county": county_names[counties[min(1, len(counties) - 1)]],
+         "village": "石门村", "household_id": f"{counties[min(1, len(counties) - 1)]}0010010007", "head_name": "王<b>小明</b>",
          "head_id_number": "52010219850312123X", "phone": "13812345678", "register_status": "已脱贫", "size": 4,
          "reasons": ["人均纯收入 3,512.40 元，低于 3,747 元的贫困线", "住房为C级危房，未改造"],
          "review": "审核通过", "comment": "户主电话 139 8765 4321，身份证 520102198503121234 已核"},
-        {"kind": "漏评", "confirmed": False, "county_code": counties[2], "county": county_names[counties[2]],
-         "village": "龙井村", "household_id": f"{counties[2]}0020030011", "head_name": "欧阳娜娜",
+        {"kind": "漏评", "confirmed": False, "county_code": counties[min(2, len(counties) - 1)], "county": county_names[counties[min(2, len(counties) - 1)]],
+         "village": "龙井村", "household_id": f"{counties[min(2, len(counties) - 1)]}0020030011", "head_name": "欧阳娜娜",
          "head_id_number": "522401199001019876", "phone": "0851-86801234", "register_status": "一般户", "size": 3,
          "reasons": ["人均纯收入 2,980.00 元，不高于 3,747 元的贫困线"], "review": "疑似漏评",
          "comment": "<script>alert('x')</script> 家中有大病患者"},

@@ -1,0 +1,206 @@
+"""Province and national reports rendered from a fixture context and read back from the PDFs.
+
+One module-scoped render (a province report, a 数据不足 report and the national summary, in two worker
+processes) is shared by every test. The fixture context (reports.sample_context) carries realistic indicators,
+a county with zero 错退 (exact upper bound), a failing county, and problem cases with full ID numbers, phones
+and markup that the reports must mask and escape.
+
+Set TPA_REPORT_PNG_DIR=DIR to keep the page images (pdftoppm) for a person to look at.
+"""
+import os
+import re
+import shutil
+import subprocess
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pytest
+
+pypdf = pytest.importorskip("pypdf")
+pytest.importorskip("weasyprint")
+
+from reports import fonts  # noqa: E402
+from reports.errors import ReportError  # noqa: E402
+from reports.masking import find_personal_data  # noqa: E402
+from reports.national import national_context  # noqa: E402
+from reports.render import prepare_view, render_html, render_many, render_province  # noqa: E402
+from reports.sample_context import sample_province_context  # noqa: E402
+
+try:
+    fonts.find_source_font("regular")
+    fonts.find_source_font("bold")
+except ReportError:  # pragma: no cover
+    pytest.skip("Noto CJK fonts are not installed", allow_module_level=True)
+
+
+def _pct(x):
+    """Independent half-up percentage (2 decimals) for the expectations."""
+    return str((Decimal(repr(float(x))) * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)) + "%"
+
+
+def _squash(text):
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    prov = sample_province_context("520000", seed=3)
+    empty = sample_province_context("140000", insufficient=True)
+    nat = national_context([prov, sample_province_context("450000", seed=4), empty], band=True)
+    results = render_many([(prov, out / "520000.pdf"), (empty, out / "140000.pdf"), (nat, out / "national.pdf")],
+                          workers=2)
+    docs = {}
+    for key, res in zip(("province", "empty", "national"), results):
+        reader = pypdf.PdfReader(res["path"])
+        pages = [p.extract_text() or "" for p in reader.pages]
+        docs[key] = {"result": res, "reader": reader, "pages": pages, "text": "\n".join(pages),
+                     "flat": _squash("".join(pages))}
+    docs["context"] = prov
+    docs["national_context"] = nat
+    docs["out"] = out
+    return docs
+
+
+def test_every_section_is_present(rendered):
+    flat = rendered["province"]["flat"]
+    for heading in ("内部资料", "目录", "评估结论摘要", "一、基本情况", "二、指标分析", "三、存在问题", "四、综合评价",
+                    "五、处理建议", "附录一数据质量", "附录二方法说明", "两不愁三保障", "收入结构与贫困线", "群众认可度",
+                    "帮扶措施落实", "问题户清单", "抽样随机种子", "95%置信区间"):
+        assert heading in flat, heading
+    cover = rendered["province"]["pages"][0]
+    assert "贵州省" in cover and "2019" in cover and "贫困县退出专项评估检查" in cover and "内部资料" in cover
+
+
+def test_province_indicators_printed_equal_the_computed_ones(rendered):
+    flat = rendered["province"]["flat"]
+    for ind in rendered["context"]["indicators"]:
+        official = ind["numerator"] / ind["denominator"]
+        assert _pct(official) in flat, (ind["name_zh"], _pct(official))
+        ci = f"[{_pct(ind['ci_low'])},{_pct(ind['ci_high'])}]"
+        assert ci in flat, (ind["name_zh"], ci)
+        assert _pct(ind["estimate"]) in flat
+    # the summary table row of each indicator carries its verdict
+    for ind in rendered["context"]["indicators"]:
+        row = re.search(re.escape(ind["name_zh"]) + r"[^\n]*", rendered["province"]["text"]).group(0)
+        assert ("达标" in row) or ("不作判定" in row)
+
+
+def test_county_values_zero_bound_and_failing_county(rendered):
+    ctx = rendered["context"]
+    flat = rendered["province"]["flat"]
+    zero = [i for i in ctx["county_indicators"] if i["numerator"] == 0 and i["zero_upper"] is not None]
+    assert zero, "the fixture must hold a zero count"
+    for i in zero:
+        assert f"0（95%置信上限{_pct(i['zero_upper'])}）" in flat
+    failing = [i for i in ctx["county_indicators"] if i["passed"] is False]
+    assert failing, "the fixture must hold a failing county"
+    for i in failing:
+        name = ctx["county_names"][i["county_code"]]
+        assert f"{name}（{i['name_zh']}" in flat          # named in 综合评价 and 处理建议
+        assert _pct(i["numerator"] / i["denominator"]) in flat
+    for i in ctx["county_indicators"]:
+        if i["numerator"]:
+            assert _pct(i["official"]) in flat
+    assert "未达标" in flat
+
+
+def test_no_full_id_or_phone_in_any_pdf(rendered):
+    for key in ("province", "empty", "national"):
+        text = rendered[key]["text"]
+        assert find_personal_data(text) == [], key
+        assert find_personal_data(_squash(text)) == [], key
+    text = rendered["province"]["flat"]
+    for raw in ("52010219850312123X", "13812345678", "13987654321", "0851-86801234", "522401199001019876",
+                "欧阳娜娜", "王小明", "李四"):
+        assert raw not in text, raw
+    for masked in ("520102********123X", "138****5678", "0851-****1234", "欧阳**", "王**", "李**"):
+        assert masked in text, masked
+
+
+def test_markup_in_data_prints_as_text(rendered):
+    flat = rendered["province"]["flat"]
+    assert "<script>alert('x')</script>" in flat
+    html = render_html(prepare_view(dict(rendered["context"], county_names={
+        **rendered["context"]["county_names"], "520102": "<i>县</i>"})))
+    assert "&lt;i&gt;县&lt;/i&gt;" in html and "<i>县</i>" not in html
+
+
+def test_fonts_embedded_and_only_ours(rendered):
+    for key in ("province", "empty", "national"):
+        reader = rendered[key]["reader"]
+        seen = set()
+        for page in reader.pages:
+            res = page.get("/Resources") or {}
+            for f in (res.get("/Font") or {}).values():
+                f = f.get_object()
+                for d in f.get("/DescendantFonts") or [f]:
+                    d = d.get_object()
+                    desc = d["/FontDescriptor"].get_object()
+                    assert any(k in desc for k in ("/FontFile", "/FontFile2", "/FontFile3")), d["/BaseFont"]
+                    seen.add(str(d["/BaseFont"]).split("+")[-1])
+        assert seen and all(name.startswith("TPA-CJK") for name in seen), seen
+
+
+def test_pages_numbered_and_toc_points_at_the_right_pages(rendered):
+    pages = rendered["province"]["pages"]
+    n = len(pages)
+    assert f"第2页共{n}页" in _squash(pages[1])
+    assert f"第{n}页共{n}页" in _squash(pages[-1])
+    toc = _squash(pages[1])
+    for heading in ("一、基本情况", "二、指标分析", "三、存在问题", "附录二方法说明"):
+        number = int(re.search(re.escape(heading) + r"\.*(\d+)", toc).group(1))
+        where = [k + 1 for k, p in enumerate(pages) if k > 1 and heading in _squash(p)]
+        assert where and where[0] == number, (heading, number, where)
+    # running header with the province name on inner pages
+    assert "贵州省·第三方评估报告" in _squash(pages[3])
+
+
+def test_insufficient_data_report_says_so(rendered):
+    flat = rendered["empty"]["flat"]
+    assert "数据不足" in flat
+    for heading in ("一、基本情况", "二、指标分析", "三、存在问题", "四、综合评价", "五、处理建议"):
+        assert heading in flat
+    assert rendered["empty"]["result"]["status"] == "insufficient"
+
+
+def test_national_summary_compares_provinces(rendered):
+    flat = rendered["national"]["flat"]
+    nat = rendered["national_context"]
+    for row in nat["provinces"]:
+        assert row["name"] in flat
+        for ind in row["indicators"]:
+            assert _pct(ind["numerator"] / ind["denominator"]) in flat
+    assert "等次" in flat and "数据不足" in flat
+    bands = [r["band"] for r in nat["provinces"] if r["band"]]
+    assert bands and all(b in flat for b in bands)
+
+
+def test_unmasked_personal_data_in_an_unexpected_field_fails_loudly(tmp_path):
+    ctx = sample_province_context("520000", n_counties=2)
+    ctx["cases"][0]["village"] = "石门村 联系人电话13812345678"
+    with pytest.raises(ReportError) as info:
+        render_province(ctx, tmp_path / "x.pdf")
+    assert info.value.code == "personal_data"
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_missing_glyph_fails_loudly(tmp_path):
+    ctx = sample_province_context("520000", n_counties=2)
+    ctx["county_names"][next(iter(ctx["county_names"]))] = "𪚥县"
+    with pytest.raises(ReportError) as info:
+        render_province(ctx, tmp_path / "x.pdf")
+    assert "𪚥" in str(info.value)
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
+def test_pages_as_png_for_a_person_to_look_at(rendered):
+    keep = os.environ.get("TPA_REPORT_PNG_DIR")
+    target = Path(keep) if keep else rendered["out"] / "png"
+    target.mkdir(parents=True, exist_ok=True)
+    pdf = rendered["province"]["result"]["path"]
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "5", pdf, str(target / "province")], check=True)
+    pngs = sorted(target.glob("province-*.png"))
+    assert len(pngs) == 5
+    for p in pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 2000
