@@ -120,3 +120,17 @@ def test_table_output(capsys):
                          "--total", "enroll", "--by", "sch_wide", "--df-normal")
     assert code == 0, err
     assert out.startswith("design: n=200") and "sch_wide=Yes" in out
+
+
+def test_crossed_domains(capsys):
+    code, out, err = run(capsys, "estimate", HERE / "apistrat.csv", "--weight", "pw", "--strata", "stype",
+                         "--fpc", "fpc", "--mean", "api00", "--by", "stype+sch_wide", "--json")
+    assert code == 0, err
+    est = json.loads(out)["estimates"]
+    assert len(est) == 6 and est[0]["domain"] == {"stype": "E", "sch_wide": "No"}
+    from survey.design import Design
+
+    df = dataset("apistrat")
+    d = Design(df, weights="pw", strata="stype", fpc="fpc")
+    one = d.subset((df["stype"] == "E") & (df["sch_wide"] == "No")).mean("api00").iloc[0]
+    assert est[0]["se"] == pytest.approx(one["se"], rel=1e-12) and est[0]["df"] == one["df"]

@@ -93,7 +93,8 @@ def register(cli: click.Group) -> None:
     @click.option("--prop", "props", multiple=True,
                   help="Categorical column: one proportion per category (repeatable).")
     @click.option("--ratio", "ratios", multiple=True, help="NUM:DEN ratio of weighted totals (repeatable).")
-    @click.option("--by", default=None, help="Domain column: one estimate per value (a subpopulation).")
+    @click.option("--by", default=None,
+                  help="Domain column: one estimate per value (a subpopulation); 'A+B' for crossed domains.")
     @click.option("--ci", "ci_method", type=click.Choice(CI_METHODS), default="logit", show_default=True,
                   help="Interval for proportions (clopper-pearson is Korn–Graubard, R svyciprop method='beta').")
     @click.option("--level", type=float, default=0.95, show_default=True, help="Confidence level.")
@@ -127,7 +128,7 @@ def register(cli: click.Group) -> None:
                 raise EstimationError(f"--ratio {r!r} is not NUM:DEN", code="bad_argument",
                                       fix="write a ratio as numerator:denominator, e.g. --ratio wrongly_exited:exited")
         needed = []
-        for c in ([weight, strata, by] + _split_plus(psu) + _split_plus(fpc) + list(means) + list(totals)
+        for c in ([weight, strata] + _split_plus(by) + _split_plus(psu) + _split_plus(fpc) + list(means) + list(totals)
                   + list(props) + [x for r in ratios for x in r.split(":", 1)]):
             if c and c not in needed:
                 needed.append(c)
