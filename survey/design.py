@@ -691,12 +691,20 @@ class Design:
         codes, cats = pd.factorize(s, sort=True)
         codes = codes.astype(np.int64)
         inplay = g >= 0
-        used = np.unique(codes[inplay & (codes >= 0)])
+        sel = codes[inplay & (codes >= 0)]
+        used = np.flatnonzero(np.bincount(sel, minlength=len(cats)) > 0) if len(sel) else np.array([], np.int64)
         n, nobs, df = self._domain_counts(g, K)
         rows_by_cat = []
+        first = None
         for c in used:
-            y = (codes == c).astype(float)
-            p, V, W, S2 = self._mean_core(y, g, K)
+            if len(used) == 2 and first is not None:
+                # binary: the second indicator is 1 − the first on every row in play (same variance and deff)
+                p1, V, W, S2 = first
+                p = 1.0 - p1
+            else:
+                y = (codes == c).astype(float)
+                p, V, W, S2 = self._mean_core(y, g, K)
+                first = (p, V, W, S2)
             with np.errstate(divide="ignore", invalid="ignore"):
                 vsrs = self._svyvar(S2, W, nobs) * (W - nobs) / (W * nobs)
                 deff = np.where(W <= nobs, np.nan, V / vsrs)
