@@ -525,7 +525,8 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
     ans["gps_lon"] = (ans["gps_lon"].astype("float64") + jitter[:, 1]).round(6)
 
     # ---- mistakes
-    planted = _plant(ans, members, counts, rng_mis, set(sh["household_id"])) if counts else []
+    planted, dropped = _plant(ans, members, counts, rng_mis, set(sh["household_id"])) if counts else ([], [])
+    members = members.drop(index=dropped)
     dup_ids = {m.household_id for m in planted if m.kind == "duplicate_household"}
 
     # ---- files
@@ -587,7 +588,9 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
         elif t.format == "xlsx":
             _write_xlsx(path, [("village", vq)], created)
         elif t.format == "csv":
-            enc = _write_csv_gbk(path, vq)
+            # kept by hand in Excel and saved as CSV (GBK on Chinese Windows): yes/no answered in words
+            yn = {0: "否", 1: "是"}
+            enc = _write_csv_gbk(path, vq.assign(**{c: vq[c].map(yn) for c in ("poor_village", "remote")}))
         else:
             _write_odk(path, "village", vq, None, cbv, np.zeros(len(vq), bool), rng_key)
             enc = "utf-8"
@@ -622,7 +625,7 @@ def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: s
     order = rng.permutation(n)
     free = np.ones(n, dtype=bool)
     size = ans["declared_size"].to_numpy()
-    out = []
+    out, dropped = [], []
 
     def pick(ok) -> int | None:
         for p in order:
@@ -663,7 +666,7 @@ def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: s
             elif kind == "missing_member":
                 r = members.loc[mrows].sort_values("member_no").index[-1]
                 m.field, m.member_no, m.value = "declared_size", int(members.at[r, "member_no"]), str(size[p])
-                members.drop(index=r, inplace=True)
+                dropped.append(r)
             elif kind == "end_before_start":
                 s, e = ans.at[idx, "interview_start"], ans.at[idx, "interview_end"]
                 ans.at[idx, "interview_start"], ans.at[idx, "interview_end"] = e, s
@@ -677,7 +680,7 @@ def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: s
                         .astype(str).str.zfill(2)
                 m.household_id, m.field, m.value = wrong, "household_id", wrong
             out.append(m)
-    return out
+    return out, dropped
 
 
 def _write_odk(path: Path, form: str, main: pd.DataFrame, mem: pd.DataFrame | None, cb, dups, rng) -> tuple[int, int]:
