@@ -26,8 +26,10 @@ def run(tmp_path_factory):
     pop = base / "pop"
     generate_population(pop, ["宁夏"], 7, counties_per_province=1, villages_per_county=5, year=2019)
     ws = init_workspace(base / "ws", year=2019)
-    draw_sample(ws, "annual", 3, villages=pop / "villages.parquet", households=pop / "households.parquet")
-    summary = simulate_fieldwork(ws, base / "out", seed=5, refusal_rate=0.1, teams_per_county=4)
+    draw_sample(ws, "annual", 3, villages=pop / "villages.parquet", households=pop / "households.parquet",
+                write_lists=False)
+    summary = simulate_fieldwork(ws, base / "out", seed=5, refusal_rate=0.1, teams_per_county=4,
+                                 mistakes={k: 2 for k in MISTAKE_KINDS})
     results = import_files(ws, summary.paths, write_report=False)
     return {"base": base, "pop": pop, "ws": ws, "summary": summary, "results": results,
             "by_file": {r.file: r for r in results}}
@@ -63,10 +65,12 @@ def test_every_planted_mistake_is_reported_where_it_was_planted(run):
     assert {m.kind for m in s.mistakes} == set(MISTAKE_KINDS)
     issues = st.read_issues(ws)
     errors = issues[issues["severity"] == "error"]
+    fmt = {f.file: f.format for f in s.files}
+    skipped = {}
     for m in s.mistakes:
-        if m.rule is None:      # duplicate_household: skipped as an exact duplicate, stored once
-            r = run["by_file"][m.file]
-            assert r.duplicates_skipped >= 1
+        if m.rule is None:      # duplicate_household: skipped as an exact duplicate (ODK: with its roster)
+            size = int(st.read_households(ws).set_index("household_id").at[m.household_id, "declared_size"])
+            skipped[m.file] = skipped.get(m.file, 0) + 1 + (size if fmt[m.file] == "odk" else 0)
             continue
         hit = errors[(errors["file"] == m.file) & (errors["rule"] == m.rule) & (errors["household_id"] ==
                                                                                 m.household_id)
@@ -74,6 +78,9 @@ def test_every_planted_mistake_is_reported_where_it_was_planted(run):
         assert len(hit) == 1, (m, errors[errors["household_id"] == m.household_id])
         if m.sheet == "members":
             assert hit["sheet"].iloc[0] == "members"
+            assert hit["value"].iloc[0] == m.value
+    assert {r.file: r.duplicates_skipped for r in run["results"] if r.duplicates_skipped} == skipped
+    assert {m.field for m in s.mistakes if m.kind == "out_of_range"} == {"age", "migrant_months"}
     # nothing else is an error: the truth itself passes validation
     planted = {m.household_id for m in s.mistakes}
     assert set(errors["household_id"]) <= planted
@@ -94,7 +101,8 @@ def test_file_summaries_count_the_mistakes(run):
         per_file.setdefault(m.file, {}).setdefault(m.kind, 0)
         per_file[m.file][m.kind] += 1
     assert {f.file: f.mistakes for f in s.files if f.mistakes} == per_file
-    assert s.mistake_counts() == {k: 1 for k in MISTAKE_KINDS}
+    assert s.mistake_counts() == {k: 2 for k in MISTAKE_KINDS}
+    assert len({m.true_household_id for m in s.mistakes}) == len(s.mistakes)
 
 
 def test_refusals_are_replaced_by_reserves_in_the_store(run):
@@ -180,11 +188,14 @@ def test_deterministic_through_the_cli(run, capsys):
 
     base, s = run["base"], run["summary"]
     out2 = base / "out_cli"
+    # the same answers whether the population is found from the draw or given with --population
     code = main(["fieldwork", "simulate", "--workspace", str(run["ws"].path), "--out", str(out2), "--seed", "5",
-                 "--refusal-rate", "0.1", "--teams-per-county", "4", "--json"])
+                 "--refusal-rate", "0.1", "--teams-per-county", "4", "--mistakes-per-kind", "2",
+                 "--population", str(run["pop"]), "--json"])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert [f["file"] for f in doc["files"]] == [f.file for f in s.files]
+    assert doc["mistake_counts"] == s.mistake_counts()
     for f in s.files:
         assert Path(f.path).read_bytes() == (out2 / f.file).read_bytes(), f.file
     # a non-empty output folder is a user error (exit 2)

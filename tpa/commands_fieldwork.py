@@ -31,20 +31,25 @@ def register(cli: click.Group) -> None:
     @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulation.")
     @click.option("--mistakes/--no-mistakes", default=True, show_default=True,
                   help="Plant the mistakes real teams make (ID typos, out-of-range values, duplicates, ...).")
+    @click.option("--mistakes-per-kind", type=click.IntRange(min=1), default=None,
+                  help="How many of each kind of mistake (default: one per 200 interviewed households, at least one).")
     @click.option("--refusal-rate", type=float, default=0.03, show_default=True,
                   help="Share of sampled households that refuse (replaced by the next reserve).")
     @click.option("--teams-per-county", type=int, default=4, show_default=True,
                   help="Teams per county; formats rotate over teams: SAV, XLSX, GBK CSV, ODK ZIP.")
     @json_option
-    def simulate_cmd(workspace, out_dir, population, seed, mistakes, refusal_rate, teams_per_county, as_json):
+    def simulate_cmd(workspace, out_dir, population, seed, mistakes, mistakes_per_kind, refusal_rate, teams_per_county,
+                     as_json):
         """Write the files field teams would send for the latest draw, answered from the synthetic population.
 
         Import them with `tpa import OUT/*`; the planted mistakes (the answer key) are listed with --json and
         in the workspace's fieldwork/ folder, not in OUT.
         """
-        from survey.fieldwork import simulate_fieldwork
+        from survey.fieldwork import MISTAKE_KINDS, simulate_fieldwork
 
         ws = open_workspace(workspace)
+        if mistakes and mistakes_per_kind:
+            mistakes = {k: mistakes_per_kind for k in MISTAKE_KINDS}
         s = simulate_fieldwork(ws, out_dir, population=population, seed=seed, mistakes=mistakes,
                                refusal_rate=refusal_rate, teams_per_county=teams_per_county, progress=progress)
         if as_json:
