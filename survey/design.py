@@ -328,7 +328,10 @@ class Design:
 
     # ------------------------------------------------------------------ variance kernel
     def variance(self, z, mask=None) -> float:
-        """Design variance of Σ zᵢ for per-row values z (already weighted: z = w·value, zeros outside a domain).
+        """Design variance of the weighted total Σ wᵢ zᵢ for per-row values z (zeros outside a domain; rows
+        outside this design's own domain count as zero), honouring strata, PSUs, fpc, all stages with fpc and
+        the lonely-PSU rule. For a linearised statistic pass its (unweighted) linearisation values, e.g. the
+        z of ``ratio_linearized``.
 
         ``mask`` (optional) marks the rows of the domain: it decides, as R does, which strata are looked at
         for the lonely-PSU rule; default the design's own domain.
@@ -337,8 +340,12 @@ class Design:
         if z.shape != (self._n_all,):
             raise EstimationError(f"z has shape {z.shape}, expected ({self._n_all},)", code="bad_argument",
                                   fix="give one value per row of the design's data")
+        if np.isnan(z).any():
+            raise EstimationError(f"z has {int(np.isnan(z).sum())} missing value(s)", code="missing_values",
+                                  row=int(np.flatnonzero(np.isnan(z))[0]),
+                                  fix="set z to 0 for rows outside the domain, and fill in or exclude missing values")
         present = self.mask if mask is None else (self.mask & np.asarray(mask, bool))
-        U = z[:, None]
+        U = (self.weights * z)[:, None]
         if self._calib:
             U = self._residualise(U)
             present = np.ones(self._n_all, bool)
@@ -762,8 +769,9 @@ class Design:
         return self._frame(rows)
 
     def ratio_linearized(self, num: str, den: str, mask=None):
-        """(ratio, z) with ``self.variance(z, mask)`` the linearised variance of the ratio (R ``svyratio``);
-        ``mask`` a domain (rows outside get z = 0). Missing values raise, as with ``na_rm=False``."""
+        """(ratio, z) with ``self.variance(z, mask)`` the linearised variance of the ratio (R ``svyratio``):
+        zᵢ = (numᵢ − R·denᵢ) / Σ w·den inside the domain ``mask``, 0 outside. Missing values in the domain
+        raise, as with ``na_rm=False``."""
         y, my = self._values(num, False)
         x, mx = self._values(den, False)
         m = self.mask if mask is None else (self.mask & np.asarray(mask, bool))
@@ -780,7 +788,7 @@ class Design:
             raise EstimationError(f"the denominator {den!r} totals 0 in the domain", code="zero_denominator",
                                   column=den, fix="check the domain and the denominator column")
         R = float(np.dot(w, y)) / X
-        z = w * (y - R * x) / X
+        z = np.where(m, (y - R * x) / X, 0.0)
         return R, z
 
     def estimate(self, *, means=(), totals=(), props=(), ratios=(), by=None, method="logit", level=0.95,
