@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import io
 import json
 import uuid
 import zipfile
@@ -339,25 +338,30 @@ def _write_xlsx(path: Path, sheets: list[tuple[str, pd.DataFrame]], created: _dt
     wb.close()
 
 
+def _text_column(s: pd.Series, odk_times: bool) -> pd.Series:
+    """One column as the text a questionnaire tool writes (vectorised): missing = '', whole decimals without
+    '.0', times ISO (ODK: with the +08:00 offset), dates YYYY-MM-DD."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        fmt = "%Y-%m-%dT%H:%M:%S.000+08:00" if odk_times else "%Y-%m-%d %H:%M:%S"
+        return s.dt.strftime(fmt).astype(object).where(s.notna(), "")
+    if pd.api.types.is_float_dtype(s.dtype):
+        f = s.to_numpy(dtype="float64", na_value=np.nan)
+        ok = np.isfinite(f)
+        whole = ok & (f == np.round(f))
+        txt = np.where(whole, np.char.mod("%d", np.where(whole, f, 0).astype(np.int64)), f.astype(str))
+        return pd.Series(np.where(ok, txt, ""), index=s.index, dtype=object)
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return s.astype("Int64").astype(str).astype(object).where(s.notna(), "")
+    t = s.astype(object)
+    dates = t.map(lambda v: isinstance(v, _dt.date))
+    if dates.any():
+        t = t.where(~dates, t[dates].map(lambda v: v.isoformat()))
+    return t.where(t.notna(), "").astype(str).astype(object)
+
+
 def _csv_text(df: pd.DataFrame, *, odk_times: bool = False) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n" if not odk_times else "\n")
-    w.writerow([str(c) for c in df.columns])
-    for row in _rows(df):
-        out = []
-        for v in row:
-            if v is None:
-                out.append("")
-            elif isinstance(v, _dt.datetime):
-                out.append(v.strftime("%Y-%m-%dT%H:%M:%S.000+08:00") if odk_times else v.strftime("%Y-%m-%d %H:%M:%S"))
-            elif isinstance(v, _dt.date):
-                out.append(v.isoformat())
-            elif isinstance(v, float):
-                out.append(repr(int(v)) if v.is_integer() else repr(v))
-            else:
-                out.append(str(v))
-        w.writerow(out)
-    return buf.getvalue()
+    text = pd.DataFrame({c: _text_column(df[c], odk_times) for c in df.columns}, index=df.index)
+    return text.to_csv(index=False, lineterminator="\n" if odk_times else "\r\n", quoting=csv.QUOTE_MINIMAL)
 
 
 def _write_csv_gbk(path: Path, df: pd.DataFrame) -> str:
@@ -406,14 +410,12 @@ def _write_sav(path: Path, df: pd.DataFrame, cb) -> None:
             fh.write(_SAV_STAMP)
 
 
-def _odk_columns(df: pd.DataFrame, cb, group: str | None = None) -> dict:
-    """ODK Central export names: '<group>-<name>' for questions inside a group."""
+def _odk_columns(columns, cb) -> dict:
+    """ODK Central export names: '<group>-<name>' for the questions inside a group (the unit's key stays bare)."""
     out = {}
-    for c in df.columns:
-        v = cb.variables.get(c) if group is None else None
-        if group is not None:
-            out[c] = c
-        elif v is not None and v.section in _ODK_GROUP and c not in ("household_id", "village_code"):
+    for c in columns:
+        v = cb.variables.get(c)
+        if v is not None and v.section in _ODK_GROUP and c != cb.key:
             out[c] = f"{_ODK_GROUP[v.section]}-{c}"
         else:
             out[c] = c
@@ -510,59 +512,66 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
             teams.append(_Team(county, i + 1, TEAM_FORMATS[len(teams) % len(TEAM_FORMATS)],
                                [codes[j] for j in part], _name_pool(rng_team, 4)))
     start_day = _dt.date(year + 1, 1, 6)
+    team_of = {v: i for i, t in enumerate(teams) for v in t.villages}
+    ans["_team"] = ans["village_code"].astype(str).map(team_of).astype("int64")
     sched = []
-    for t in teams:
-        idx = ans.index[ans["village_code"].astype(str).isin(set(t.villages))]
-        s = _schedule(ans.loc[idx], rng_time, start_day)
+    for i, g in ans.groupby("_team", sort=True):
+        t = teams[i]
+        s = _schedule(g, rng_time, start_day)
         s["enumerator_1"] = [t.enumerators[2 * p] for p in s["_pair"]]
         s["enumerator_2"] = [t.enumerators[2 * p + 1] for p in s["_pair"]]
         sched.append(s)
-    sched = pd.concat(sched) if sched else pd.DataFrame()
-    for c in ("interview_start", "interview_end", "enumerator_1", "enumerator_2", "_day"):
+    sched = pd.concat(sched)
+    for c in ("interview_start", "interview_end", "enumerator_1", "enumerator_2"):
         ans[c] = sched[c].reindex(ans.index)
     jitter = rng_time.normal(0, 0.0003, size=(len(ans), 2))
     ans["gps_lat"] = (ans["gps_lat"].astype("float64") + jitter[:, 0]).round(6)
     ans["gps_lon"] = (ans["gps_lon"].astype("float64") + jitter[:, 1]).round(6)
+    first_day = ans.groupby(ans["village_code"].astype(str))["interview_start"].min()
 
     # ---- mistakes
     planted, dropped = _plant(ans, members, counts, rng_mis, set(sh["household_id"])) if counts else ([], [])
     members = members.drop(index=dropped)
     dup_ids = {m.household_id for m in planted if m.kind == "duplicate_household"}
 
-    # ---- files
+    # ---- files: per team, the household instruments (with their rosters), then the village questionnaire
     out.mkdir(parents=True, exist_ok=True)
     created = _dt.datetime(year + 1, 1, 1)
     cbs = {n: load_codebook(n) for n in ("hh_registered", "hh_nonregistered", "village")}
     vframe = villages.assign(village_code=villages["village_code"].astype(str)).set_index("village_code")
-    it = progress(teams, total=len(teams), desc="teams") if progress else teams
-    for t in it:
+    ans = ans.sort_values(["_team", "instrument", "interview_start", "household_id"], kind="stable")
+    unit_of = pd.Series(list(zip(ans["_team"], ans["instrument"])), index=ans["household_id"].to_numpy())
+    members = members.assign(_unit=members["household_id"].map(unit_of),
+                             _o=members["household_id"].map(pd.Series(np.arange(len(ans)), index=unit_of.index)))
+    members = members.sort_values(["_o", "member_no"], kind="stable")
+    files_of = {u: g for u, g in ans.groupby(["_team", "instrument"], sort=False)}
+    rosters_of = {u: g for u, g in members.groupby("_unit", sort=False)}
+    mistakes_of = {}
+    for m in planted:
+        mistakes_of.setdefault(unit_of[m.household_id], []).append(m)
+    it = progress(range(len(teams)), total=len(teams), desc="teams") if progress else range(len(teams))
+    for i in it:
+        t = teams[i]
         team_name = f"{t.county_code}-{t.index}"
         for instrument in ("hh_registered", "hh_nonregistered"):
-            sel = ans[(ans["instrument"] == instrument) & ans["village_code"].astype(str).isin(set(t.villages))]
-            if sel.empty:
+            sel = files_of.get((i, instrument))
+            if sel is None:
                 continue
             cb = cbs[instrument]
-            sel = sel.sort_values(["interview_start", "household_id"], kind="stable")
             fmt = HOUSEHOLD_FORMAT[t.format]
             name = f"{t.county_code}_team{t.index}_{instrument}{EXTENSION[fmt]}"
             path = out / name
-            main_cols = [n for n in cb.variables if not n.startswith("_")]
-            mem_cols = [n for n in cb.repeats["members"].variables]
-            main = sel.reindex(columns=main_cols)
-            mem = members[members["household_id"].isin(set(sel["household_id"]))]
-            mem = mem.assign(_o=mem["household_id"].map(dict(zip(sel["household_id"], range(len(sel)))))) \
-                .sort_values(["_o", "member_no"], kind="stable").reindex(columns=mem_cols)
+            main = sel.reindex(columns=[n for n in cb.variables if not n.startswith("_")])
+            mem = rosters_of.get((i, instrument), members.iloc[:0]).reindex(columns=list(cb.repeats["members"].variables))
             dups = sel["household_id"].isin(dup_ids).to_numpy()
             if fmt == "xlsx":
-                rows = np.repeat(np.arange(len(main)), np.where(dups, 2, 1))
-                main_out = main.iloc[rows].reset_index(drop=True)
+                main_out = main.iloc[np.repeat(np.arange(len(main)), np.where(dups, 2, 1))]
                 _write_xlsx(path, [(instrument, main_out), ("members", mem)], created)
                 enc, n_main, n_mem = None, len(main_out), len(mem)
             else:
                 n_main, n_mem = _write_odk(path, instrument, main, mem, cb, dups, rng_key)
                 enc = "utf-8"
-            mine = [m for m in planted if m.true_household_id in set(sel["household_id"]) or
-                    m.household_id in set(sel["household_id"])]
+            mine = mistakes_of.get((i, instrument), [])
             for m in mine:
                 m.file, m.instrument = name, instrument
             summary.files.append(FieldworkFile(str(path), name, fmt, enc, team_name, t.format, t.county_code,
@@ -570,7 +579,6 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
                                                dict(Counter(m.kind for m in mine))))
         # the village questionnaire of the team's villages, in the team's own format
         cbv = cbs["village"]
-        first_day = ans.groupby(ans["village_code"].astype(str))["interview_start"].min()
         vrows = vframe.loc[[v for v in t.villages if v in vframe.index]].reset_index()
         vq = pd.DataFrame({
             "village_code": vrows["village_code"].astype(str), "county_code": vrows["county_code"].astype(str),
@@ -700,7 +708,7 @@ def _write_odk(path: Path, form: str, main: pd.DataFrame, mem: pd.DataFrame | No
     sub_time = when + pd.to_timedelta(np.arange(len(m)) % 7 + 5, unit="min") + \
         pd.to_timedelta(resent.astype(int), unit="D") - pd.Timedelta(hours=8)
     front = pd.DataFrame({"SubmissionDate": sub_time.dt.strftime("%Y-%m-%dT%H:%M:%S.000Z").to_numpy()})
-    body = m.rename(columns=_odk_columns(m, cb))
+    body = m.rename(columns=_odk_columns(m.columns, cb))
     tail = pd.DataFrame({"meta-instanceID": keys, "KEY": keys})
     main_csv = pd.concat([front, body, tail], axis=1)
     files = [(f"{form}.csv", _csv_text(main_csv, odk_times=True).encode("utf-8"))]
