@@ -9,8 +9,11 @@ generator's truth; the population's true rates are then known exactly:
 Samples are drawn with the exit-check preset (``sampling.draw.select_sample``, the real draw: PPS villages in
 three strata, SRS households in household strata plus the take-all risk group) and the county's indicators are
 computed by ``indicators_from_scores`` exactly as ``tpa indicators`` does. The full study (``--runslow``) uses
-1,000 replicated samples and requires 93–97% coverage for each rate; the always-run version uses 40 samples
-and only guards against gross failure (a Binomial(40, 0.95) count below 33 has probability < 0.3%).
+1,000 replicated samples and requires 93–97% coverage for each rate; the always-run version uses 20 samples of
+a smaller county and only guards against gross failure.
+
+Measured (1,000 samples, county of 327 villages, exit-check preset, default ``estimation.rate_ci``): see the
+report of the scoring work; `python3 tests/test_coverage.py 1000` prints the numbers.
 """
 from __future__ import annotations
 
@@ -25,15 +28,17 @@ from survey.rules import Rules
 from survey.score import score_households
 
 SEED = 7
+SMALL_VILLAGES = 60
 KEYS = ("wrongly_exited_rate", "missed_rate")
 
 
-@functools.lru_cache(maxsize=1)
-def county():
+@functools.lru_cache(maxsize=2)
+def county(villages: int | None = None):
+    """A synthetic 贵州 county (327 villages, ~90,000 households by default), scored under the shipped rules."""
     from sampling.design import load_design
     from sampling.population import county_households, village_frame
 
-    frame = village_frame(["贵州"], seed=SEED, counties_per_province=1)
+    frame = village_frame(["贵州"], seed=SEED, counties_per_province=1, villages_per_county=villages)
     hh, persons = county_households(SEED, frame)
     rules = Rules.defaults()
     scores = score_households(hh, persons, rules)
@@ -50,10 +55,10 @@ def true_rates(hh: pd.DataFrame, frame: pd.DataFrame) -> dict:
     }
 
 
-def replicate(seed: int):
+def replicate(seed: int, villages=None):
     from sampling.draw import select_sample
 
-    frame, hh, scores, rules, design = county()
+    frame, hh, scores, rules, design = county(villages)
     res = select_sample(design, frame, hh, seed=seed)
     sample = res.sample_households
     sample = sample[sample["role"] == "sample"]
@@ -61,13 +66,13 @@ def replicate(seed: int):
     return {i.key: i for i in indicators_from_scores(sub, sample, rules, by="county", populations=frame, keys=KEYS)}
 
 
-def coverage(n_reps: int, first_seed: int = 1000) -> dict:
-    frame, hh, scores, rules, design = county()
+def coverage(n_reps: int, first_seed: int = 1000, villages=None) -> dict:
+    frame, hh, scores, rules, design = county(villages)
     truth = true_rates(hh, frame)
     hits = {k: 0 for k in KEYS}
     below = {k: 0 for k in KEYS}
     for r in range(n_reps):
-        inds = replicate(first_seed + r)
+        inds = replicate(first_seed + r, villages)
         for k in KEYS:
             i = inds[k]
             hits[k] += i.ci_low <= truth[k] <= i.ci_high
@@ -77,8 +82,8 @@ def coverage(n_reps: int, first_seed: int = 1000) -> dict:
 
 
 def test_scoring_the_whole_county_reproduces_the_generators_truth():
-    frame, hh, scores, rules, design = county()
-    assert len(scores) == len(hh) > 10_000
+    frame, hh, scores, rules, design = county(SMALL_VILLAGES)
+    assert len(scores) == len(hh) > 5_000
     for ours, theirs in (("poor", "true_poor"), ("wrongly_exited", "true_wrongly_exited"),
                          ("missed", "true_missed"), ("wrongly_included", "true_wrongly_included")):
         mismatch = scores[ours].to_numpy() != hh[theirs].to_numpy().astype(bool)
@@ -91,10 +96,12 @@ def test_scoring_the_whole_county_reproduces_the_generators_truth():
 
 
 def test_coverage_small_always_run():
-    """CI version: 40 replicated samples (the full 1,000-sample study is the slow test below)."""
-    result = coverage(40)
+    """CI version, marked as such: 20 samples from a 60-village county (the full 1,000-sample study on the
+    327-village county is the slow test below). It only guards against gross failure: 15 or fewer covering
+    intervals out of 20 has probability 0.3% at a true 95% coverage."""
+    result = coverage(20, villages=SMALL_VILLAGES)
     for k in KEYS:
-        assert result[k]["coverage"] >= 33 / 40, result
+        assert result[k]["coverage"] >= 16 / 20, result
 
 
 @pytest.mark.slow

@@ -91,8 +91,7 @@ def cases_cmd(county, kinds, workspace, as_json):
                    + (f"  审核：{r['review']}" if r["review"] else "")
                    + (f"  申诉：{r['appeal']}" if r["appeal"] else ""))
         for reason in json.loads(r["reasons"] or "[]"):
-            if reason["test"] in ("near_line", "between_lines") or not reason["test"].endswith("_missing"):
-                click.echo(f"    - {reason['message_zh']}")
+            click.echo(f"    - {reason['message_zh']}")
     click.echo(f"共 {len(cases)} 个案例")
 
 
