@@ -153,7 +153,7 @@ def _parse_datetimes(raw: pd.Series, text: pd.Series) -> pd.Series:
         # Excel stores dates as day counts from 1899-12-30.
         f = raw.to_numpy(dtype="float64", na_value=np.nan)
         ok = (f > 1000) & (f < 80000)
-        out[ok] = pd.to_datetime(f[ok], unit="D", origin="1899-12-30")
+        out[ok] = pd.to_datetime(f[ok], unit="D", origin="1899-12-30").round("s")
         return out
     present = text.notna()
     if not present.any():
@@ -173,6 +173,15 @@ def _parse_datetimes(raw: pd.Series, text: pd.Series) -> pd.Series:
         ok = got.notna()
         out.loc[todo.index[ok]] = got[ok].to_numpy()
         todo = todo[~ok]
+    if len(todo):
+        # Excel day numbers among text (a column mixing typed and pasted cells).
+        serial = pd.to_numeric(todo.where(todo.str.contains(r"^\d{4,5}(?:\.\d+)?$", regex=True).fillna(False)),
+                               errors="coerce")
+        ok = (serial > 1000) & (serial < 80000)
+        if ok.any():
+            out.loc[todo.index[ok]] = pd.to_datetime(serial[ok].to_numpy(dtype="float64"), unit="D",
+                                                     origin="1899-12-30").round("s")
+            todo = todo[~ok]
     if len(todo) and len(todo) <= 10000:
         # Odd formats only: element-wise parsing is slow, so it is kept for the few rows left.
         got = pd.to_datetime(todo, errors="coerce", format="mixed")
