@@ -352,6 +352,8 @@ def _text_column(s: pd.Series, odk_times: bool) -> pd.Series:
         return pd.Series(np.where(ok, txt, ""), index=s.index, dtype=object)
     if pd.api.types.is_integer_dtype(s.dtype):
         return s.astype("Int64").astype(str).astype(object).where(s.notna(), "")
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.fillna("").astype(object)
     t = s.astype(object)
     dates = t.map(lambda v: isinstance(v, _dt.date))
     if dates.any():
@@ -714,20 +716,14 @@ def _write_odk(path: Path, form: str, main: pd.DataFrame, mem: pd.DataFrame | No
     files = [(f"{form}.csv", _csv_text(main_csv, odk_times=True).encode("utf-8"))]
     n_mem = 0
     if mem is not None:
-        parent_of = dict(zip(range(len(rows)), keys))
-        hid = m["household_id"].astype(str).to_numpy()
-        parts = []
-        by_h = {h: g for h, g in mem.groupby(mem["household_id"].astype(str), sort=False)}
-        for i, h in enumerate(hid):
-            g = by_h.get(h)
-            if g is None:
-                continue
-            g = g.drop(columns=["household_id"]).copy()
-            g["PARENT_KEY"] = parent_of[i]
-            g["KEY"] = [f"{parent_of[i]}/members[{j + 1}]" for j in range(len(g))]
-            parts.append(g)
-        rep = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            columns=[c for c in mem.columns if c != "household_id"] + ["PARENT_KEY", "KEY"])
+        # every submission's roster (a re-sent household's too), under its own PARENT_KEY, in roster order
+        subs = pd.DataFrame({"household_id": m["household_id"].astype(str).to_numpy(), "PARENT_KEY": keys,
+                             "_sub": np.arange(len(m))})
+        roster = mem.assign(household_id=mem["household_id"].astype(str), _pos=np.arange(len(mem)))
+        rep = subs.merge(roster, on="household_id", how="inner").sort_values(["_sub", "_pos"], kind="stable")
+        item = rep.groupby("_sub", sort=False).cumcount() + 1
+        rep["KEY"] = rep["PARENT_KEY"] + "/members[" + item.astype(str) + "]"
+        rep = rep[[c for c in mem.columns if c != "household_id"] + ["PARENT_KEY", "KEY"]].reset_index(drop=True)
         n_mem = len(rep)
         files.append((f"{form}-members.csv", _csv_text(rep, odk_times=True).encode("utf-8")))
     _zip_write(path, files)
