@@ -145,11 +145,15 @@ def _build_design(rows: pd.DataFrame, level_kind: str, rules: Rules):
     if "pi_village" in d:
         cert |= pd.to_numeric(d["pi_village"], errors="coerce").fillna(0).to_numpy() >= 1 - 1e-12
     vstrat = d["village_stratum"].astype(str) if "village_stratum" in d else pd.Series("all", index=d.index)
-    if level_kind == "province" and "pi_county" in d and \
+    if level_kind in ("province", "national") and "pi_county" in d and \
             (pd.to_numeric(d["pi_county"], errors="coerce").fillna(1).to_numpy() < 1 - 1e-12).any():
         d["_psu"] = d["county_code"].astype(str)
-        return Design(d, weights="weight", strata=None, ids="_psu", lonely_psu=rules.lonely_psu), d
-    prefix = d["county_code"].astype(str) + "|" if level_kind == "province" else ""
+        strata = None
+        if level_kind == "national":
+            d["_stratum"] = d["province_code"].astype(str)
+            strata = "_stratum"
+        return Design(d, weights="weight", strata=strata, ids="_psu", lonely_psu=rules.lonely_psu), d
+    prefix = d["county_code"].astype(str) + "|" if level_kind != "county" else ""
     d["_stratum"] = np.where(cert, prefix + "cert|" + d["village_code"].astype(str), prefix + vstrat)
     d["_psu"] = np.where(cert, d["household_id"].astype(str), d["village_code"].astype(str))
     return Design(d, weights="weight", strata="_stratum", ids="_psu", lonely_psu=rules.lonely_psu), d
@@ -220,8 +224,9 @@ def indicators_from_scores(scores: pd.DataFrame, sample: pd.DataFrame, rules: Ru
     (village_code, county_code, persons_not_exited, persons_exited, persons_nonregistered, hh_nonregistered
     and the incidence denominator column), needed for 综合贫困发生率, the gate and the village denominator.
     """
-    if by not in ("county", "province"):
-        raise ScoringError(f"unknown level {by!r}", column="by", fix="use --by county or --by province")
+    if by not in ("county", "province", "national"):
+        raise ScoringError(f"unknown level {by!r}", column="by",
+                           fix="use --by county, --by province or --by national")
     keys = tuple(keys or rules.indicators)
     df = _prepare(scores, sample, rules, populations)
     if populations is not None:
@@ -231,7 +236,8 @@ def indicators_from_scores(scores: pd.DataFrame, sample: pd.DataFrame, rules: Ru
                 populations[c] = populations[c].astype(str)
         if "province_code" not in populations and "county_code" in populations:
             populations["province_code"] = populations["county_code"].str[:2] + "0000"
-    group_col = "county_code" if by == "county" else "province_code"
+    group_col = {"county": "county_code", "province": "province_code", "national": "_national"}[by]
+    df["_national"] = "000000"
     out: list[Indicator] = []
     for code, rows in df.groupby(group_col, sort=True):
         out.extend(_unit_indicators(rows, code, by, rules, populations, keys))
@@ -339,7 +345,8 @@ def _rate(key, rows, drows, design, dd, ycol, xcol, rules, *, official_den=None,
 
 
 def _finish(key, fields, rules, code, level_kind, province, county) -> Indicator:
-    thr = rules.threshold(key, code)
+    # the incidence threshold depends on the region: none for the nation as a whole
+    thr = None if (level_kind == "national" and key == "incidence") else rules.threshold(key, code)
     direction = thr[0] if thr else ("<=" if key in ("incidence", "wrongly_exited_rate", "missed_rate",
                                                     "registered_rate_gate") else ">=")
     value = thr[1] if thr else None
@@ -371,7 +378,7 @@ def _finish(key, fields, rules, code, level_kind, province, county) -> Indicator
 
 
 def _unit_indicators(rows, code, by, rules: Rules, populations, keys) -> list[Indicator]:
-    province = str(rows["province_code"].iloc[0])
+    province = str(rows["province_code"].iloc[0]) if by != "national" else None
     county = str(code) if by == "county" else None
     rows = _columns(rows, rules, populations, keys)
     # village denominator of 漏评率
@@ -514,6 +521,8 @@ def _satisfaction(rows, prob, design, dd, rules: Rules) -> dict:
 def _register_totals(populations, rows, by, code):
     if populations is None:
         return None
+    if by == "national":
+        return populations
     col = "county_code" if by == "county" else "province_code"
     sel = populations[populations[col].astype(str) == str(code)]
     return sel if len(sel) else None

@@ -298,3 +298,15 @@ def test_province_with_sampled_counties_uses_counties_as_psus():
     s3 = sample[one].assign(pi_county=0.5)
     with pytest.raises(ScoringError, match="province 410000: the design has only one primary sampling unit"):
         indicators_from_scores(scores[one], s3, Rules.defaults(), by="province", keys=("wrongly_exited_rate",))
+
+
+def test_national_level_pools_provinces():
+    d, v, scores, sample = fixture_inputs()
+    inds = indicators_from_scores(scores, sample, Rules.defaults(), by="national", populations=v,
+                                  keys=("wrongly_exited_rate", "incidence"))
+    we, inc = inds
+    assert we.level == "national" and we.province_code is None and we.county_code is None
+    exited = d[d.register_status == 1]
+    assert we.official == (exited["size"] * exited["wrongly_exited"]).sum() / exited["size"].sum()
+    assert we.df == 21 - 6                  # 3 counties × 7 drawn villages − 3 × 2 strata
+    assert inc.threshold is None and inc.passed is None

@@ -216,7 +216,8 @@ def appeal_list(workspace, as_json):
 
 
 @click.command("indicators")
-@click.option("--by", "by", type=click.Choice(["county", "province"]), default="county", show_default=True)
+@click.option("--by", "by", type=click.Choice(["county", "province", "national"]), default="county",
+              show_default=True)
 @workspace_option
 @json_option
 def indicators_cmd(by, workspace, as_json):
@@ -233,7 +234,7 @@ def indicators_cmd(by, workspace, as_json):
     verdict = {True: "通过", False: "未通过", None: "—"}
     last = None
     for i in inds:
-        place = i.county_code if by == "county" else i.province_code
+        place = i.county_code if by == "county" else i.province_code if by == "province" else "全国"
         if place != last:
             click.echo(f"{place}")
             last = place
