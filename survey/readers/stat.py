@@ -27,7 +27,7 @@ def _reader(fmt: str):
 def _fail(path, fmt, exc) -> ImportFileError:
     what = "Stata" if fmt == "dta" else "SPSS"
     text = str(exc)
-    if "expected number of rows" in text:
+    if "expected number of rows" in text or "truncated" in text:
         msg = f"the {what} file is truncated: it holds fewer rows than its header announces"
     else:
         msg = f"cannot read this {what} file: {text or type(exc).__name__}"
@@ -63,8 +63,37 @@ class StatSource(Source):
             self.user_missing.setdefault(k, list(v))
         n = getattr(meta, "number_rows", None)
         self.n_rows_hint = int(n) if n is not None and n >= 0 else None
+        self._fast = None
+        if fmt == "sav":
+            from .sav_fast import fast_sav_layout
+            self._fast = fast_sav_layout(self.path, meta.column_names)
+            self._formats = dict(getattr(meta, "original_variable_types", None) or {})
+            self._file_encoding = encoding or getattr(meta, "file_encoding", None) or "utf-8"
+
+    def _fast_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        from .sav_fast import decode, iter_cases
+
+        first = 1
+        try:
+            for mat in iter_cases(self.path, self._fast, chunk_rows):
+                chunk = decode(mat, self._fast, self._file_encoding, self._formats)
+                chunk.columns = self.columns
+                self._missing(chunk)
+                add_rows(chunk, first)
+                first += len(chunk)
+                yield chunk
+        except (ValueError, LookupError) as exc:
+            raise _fail(self.path, self.format, exc) from None
+        total = first - 1
+        if self.n_rows_hint is not None and total != self.n_rows_hint:
+            raise ImportFileError(f"the SPSS file is truncated: its header announces {self.n_rows_hint:,} rows but "
+                                  f"{total:,} could be read", code="corrupt_file", file=self.path,
+                                  fix="the file is damaged or was cut off during copying; export it again from SPSS")
 
     def _main_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
+        if self._fast is not None:
+            yield from self._fast_chunks(chunk_rows)
+            return
         read = _reader(self.format)
         first, total = 1, 0
         offset = 0
