@@ -639,3 +639,21 @@ def _workspace_populations(ws) -> pd.DataFrame | None:
         frame["village_persons_nonregistered"] = frame["village_code"].astype(str).map(q).fillna(
             pd.to_numeric(frame["persons_nonregistered"], errors="coerce"))
     return frame
+
+
+def exit_verdicts(indicators: list[Indicator]) -> dict:
+    """Per place (county, or province/national code): True when every indicator with a threshold passed
+    (三率一度 and the registered-rate gate in the exit check), False when one failed, None when none has a
+    verdict. ``{code: {"passed": ..., "failed": [keys]}}``."""
+    out: dict = {}
+    for i in indicators:
+        code = i.county_code or i.province_code or "national"
+        entry = out.setdefault(code, {"passed": None, "failed": []})
+        if i.passed is None:
+            continue
+        if i.passed is False:
+            entry["failed"].append(i.key)
+            entry["passed"] = False
+        elif entry["passed"] is None:
+            entry["passed"] = True
+    return out

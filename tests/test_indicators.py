@@ -310,3 +310,15 @@ def test_national_level_pools_provinces():
     assert we.official == (exited["size"] * exited["wrongly_exited"]).sum() / exited["size"].sum()
     assert we.df == 21 - 6                  # 3 counties × 7 drawn villages − 3 × 2 strata
     assert inc.threshold is None and inc.passed is None
+
+
+def test_exit_verdict_needs_every_indicator():
+    from survey.indicators import exit_verdicts
+
+    d, v, scores, sample = fixture_inputs()
+    inds = indicators_from_scores(scores, sample, Rules.defaults(), populations=v)
+    verdicts = exit_verdicts(inds)
+    for code, entry in verdicts.items():
+        mine = [i for i in inds if i.county_code == code and i.passed is not None]
+        assert entry["passed"] == all(i.passed for i in mine)
+        assert entry["failed"] == [i.key for i in mine if not i.passed]
