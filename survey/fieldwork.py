@@ -178,7 +178,7 @@ def load_truth(ws, draw: dict, village_codes, population=None) -> tuple[pd.DataF
     """(villages, households, persons) of the sampled villages and a description of where they came from."""
     frames = draw.get("frames") or {}
     vrec, hrec = frames.get("villages") or {}, frames.get("households") or {}
-    year = int(ws.config.get("year", 2019)) if isinstance(ws.config, dict) else 2019
+    year = _assessed_year(ws)
     pop = Path(population) if population is not None else None
     if pop is not None and not pop.is_dir():
         raise _no_population(f"the population folder {pop} does not exist", file=pop)
@@ -211,6 +211,11 @@ def load_truth(ws, draw: dict, village_codes, population=None) -> tuple[pd.DataF
     ps = _read_filtered(ppath, "household_id", hh["household_id"]) if "village_code" not in _columns(ppath) \
         else _read_filtered(ppath, "village_code", village_codes)
     return villages, hh, ps, source
+
+
+def _assessed_year(ws) -> int:
+    cfg = ws.config if isinstance(ws.config, dict) else {}
+    return int((cfg.get("assessment") or {}).get("year") or cfg.get("year") or 2019)
 
 
 def _columns(path: Path) -> list[str]:
@@ -457,7 +462,7 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
     if sh.empty:
         raise SurveyError("the latest draw has no households", code="empty_sample",
                           fix="draw a sample with households (`tpa sample draw`)")
-    year = int(ws.config.get("year", 2019))
+    year = _assessed_year(ws)
     villages, hh, ps, source = load_truth(ws, draw, sv["village_code"].astype(str), population)
     hh = hh.copy()
     hh["household_id"] = hh["household_id"].astype(str)

@@ -207,7 +207,7 @@ def test_synthetic_draw_regenerates_the_truth_without_mistakes(tmp_path):
     pop = tmp_path / "pop"
     generate_population(pop, ["海南"], 11, counties_per_province=1, villages_per_county=4, year=2019,
                         villages_only=True)
-    ws = init_workspace(tmp_path / "ws", year=2019)
+    ws = init_workspace(tmp_path / "ws", year=2018)
     draw_sample(ws, "annual", 1, villages=pop / "villages.parquet", households="synthetic:11", write_lists=False)
     s = simulate_fieldwork(ws, tmp_path / "out", mistakes=False, refusal_rate=0, teams_per_county=1)
     assert s.mistakes == [] and s.refusals == []
@@ -224,6 +224,8 @@ def test_synthetic_draw_regenerates_the_truth_without_mistakes(tmp_path):
     hh, _ = county_households(11, villages[villages["village_code"].isin({h[:12] for h in got.index})], year=2019)
     t = hh.set_index("household_id").loc[got.index]
     np.testing.assert_allclose(got["wage_income"].astype(float), t["wage_income"].astype(float))
+    # fieldwork in the year after the assessed year (2018 here)
+    assert pd.to_datetime(got["interview_start"]).dt.year.eq(2019).all()
     sampled = set(sample_households(ws).query("role == 'sample'")["household_id"])
     assert set(got.index) <= sampled
 
