@@ -282,11 +282,14 @@ def household_source(spec) -> HouseholdSource:
         return HouseholdCallable(spec)
     text = str(spec)
     if text.startswith("synthetic:"):
+        parts = text.split(":")
         try:
-            return synthetic_households(int(text.split(":", 1)[1]))
-        except ValueError:
+            seed = int(parts[1])
+            year = int(parts[2]) if len(parts) > 2 else 2019
+        except (ValueError, IndexError):
             raise FrameError(f"{text!r}: the synthetic population needs an integer seed", column="households",
-                             fix="write synthetic:SEED, e.g. synthetic:2019") from None
+                             fix="write synthetic:SEED (or synthetic:SEED:YEAR), e.g. synthetic:2019") from None
+        return synthetic_households(seed, year)
     return RegisterFile(text)
 
 
@@ -626,12 +629,14 @@ def _county_frame(villages: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def select_sample(design, villages, households, seed: int, *, counties=None, describe: bool = True) -> DrawResult:
+def select_sample(design, villages, households, seed: int, *, counties=None, describe: bool = True,
+                  check: bool = False) -> DrawResult:
     """The pure multi-stage draw: frames, design and seed in; selected units with probabilities out.
 
     ``villages``: the village frame (DataFrame or file); ``households``: a register file, a DataFrame, a
     callable giving a village's households, a ``HouseholdSource`` or ``"synthetic:SEED"``. ``describe=False``
-    skips hashing the households fetched (only needed to record or verify a draw).
+    skips hashing the households fetched (only needed to record or verify a draw); ``check=True`` runs
+    ``sampling.frames.check_frame`` on the households of the sampled villages before they are drawn.
     """
     design = load_design(design)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -691,6 +696,10 @@ def select_sample(design, villages, households, seed: int, *, counties=None, des
     hcols = [c for c in hh.columns if c in set(HOUSEHOLD_KEEP) | need["household"] | set(design.household.by)
              | set(design.household.order_by)]
     hh = _norm_codes(hh[hcols].copy())
+    if check and len(hh):
+        from .frames import check_frame
+
+        check_frame(hh, "household").raise_if_errors()
     _require_columns(hh, {"household_id", "village_code"} | need["household"] - hh_rule_cols, "household",
                      "household stage")
     dups = pd.Series(_int_codes(hh["household_id"])).duplicated().to_numpy()
@@ -918,15 +927,23 @@ def _default_frame(ws, kind):
 
 
 def draw_sample(ws, design, seed: int, *, villages=None, households=None, counties=None, out=None,
-                write_lists: bool = True) -> dict:
-    """Draw, write the field lists and record the draw; returns the record (draw_id, summary, files)."""
+                write_lists: bool = True, check: bool = True) -> dict:
+    """Draw, write the field lists and record the draw; returns the record (draw_id, summary, files).
+
+    ``check``: run ``sampling.frames.check_frame`` on the village frame and on the sampled villages'
+    households first (nothing is drawn from a frame with errors).
+    """
     from .fieldlists import write_field_lists
     from .version import software_version
 
     design = load_design(design)
     villages, households = _resolve_frames(ws, villages, households)
     vframe, vinfo = read_village_frame(villages)
-    result = select_sample(design, vframe, households, seed, counties=counties)
+    if check:
+        from .frames import check_frame
+
+        check_frame(vframe, "village").raise_if_errors()
+    result = select_sample(design, vframe, households, seed, counties=counties, check=check)
     frames = {"villages": vinfo, "households": result.household_info, "counties": sorted(counties or [])}
     draw_id = _draw_id(design, int(seed), frames, counties)
     existing = ws.table_exists("draws") and not ws.read_sql("SELECT draw_id FROM draws WHERE draw_id = ?",

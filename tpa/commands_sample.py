@@ -71,16 +71,19 @@ def design_cmd(design, as_json):
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for the field lists (default: samples/<draw_id> in the workspace).")
 @click.option("--no-lists", is_flag=True, help="Record the draw without writing field lists.")
+@click.option("--no-check", is_flag=True, help="Skip the frame checks before drawing (not recommended).")
 @workspace_option
 @json_option
-def draw_cmd(design, seed, villages, households, counties, out, no_lists, workspace, as_json):
+def draw_cmd(design, seed, villages, households, counties, out, no_lists, no_check, workspace, as_json):
     """Draw a multi-stage sample into the workspace and write the field lists."""
     from sampling.draw import draw_sample, format_summary
 
     ws = open_workspace(workspace)
+    if households and households.startswith("synthetic:") and households.count(":") == 1:
+        households += f":{ws.config['assessment']['year']}"      # the synthetic population of the assessed year
     info(f"drawing with design {design}, seed {seed} …")
     rec = draw_sample(ws, design, seed, villages=villages, households=households, counties=list(counties) or None,
-                      out=out, write_lists=not no_lists)
+                      out=out, write_lists=not no_lists, check=not no_check)
     if as_json:
         emit_json(rec)
         return
