@@ -430,7 +430,16 @@ def build_village_frame(households: pd.DataFrame, villages: pd.DataFrame | None 
         cnt = _text(persons["household_id"]).value_counts()
         size = _text(hh["household_id"]).map(cnt).fillna(0).to_numpy(dtype=np.int64)
     else:
-        size = pd.to_numeric(hh["size"], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+        raw = pd.to_numeric(hh["size"], errors="coerce")
+        bad = raw.isna().to_numpy() | (raw <= 0).to_numpy() | (raw != raw.round()).to_numpy()
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise FrameError(f"{int(bad.sum()):,} household(s) have a missing, non-integer or non-positive size "
+                             f"(first: {hh['size'].iloc[pos]!r})", code="bad_size",
+                             file=hh.attrs.get("source_file"), row=pos + int(hh.attrs.get("first_data_row", 1)),
+                             column="size", fix="correct the household sizes; `tpa frame check --kind household` "
+                                                "lists every problem")
+        size = raw.to_numpy(dtype=np.int64)
     st = status.to_numpy(dtype=np.int64)
     groups = {"exited": st == 1, "not_exited": (st >= 2) & (st <= 4), "nonregistered": st >= 5}
     agg = pd.DataFrame({"village_code": vcode.to_numpy(), "households": 1, "persons": size})

@@ -73,8 +73,10 @@ def _detect_from_bytes(head: bytes, path, complete: bool) -> str:
     if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(codecs.BOM_UTF16_BE):
         return "utf-16"
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
-        return "utf-8"
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
+        if not _looks_like_misread_gbk(text, head, complete):
+            return "utf-8"
+        return "gb18030"
     except UnicodeDecodeError:
         pass
     # GBK is what Excel on Chinese Windows writes; try the GB family before asking the detector, which can
@@ -94,6 +96,21 @@ def _detect_from_bytes(head: bytes, path, complete: bool) -> str:
                              "explicitly (--encoding)")
     enc = best.encoding.lower().replace("_", "")
     return "gb18030" if enc in ("gb2312", "gbk", "gb18030", "hz") else best.encoding
+
+
+def _looks_like_misread_gbk(text: str, head: bytes, complete: bool) -> bool:
+    """Short GBK text can also be valid UTF-8 (two GBK bytes forming one 2-byte UTF-8 sequence, e.g. "一" =
+    D2 BB = Cyrillic "һ"). Real Chinese text in UTF-8 has 3-byte characters; when every non-ASCII character
+    decodes from a 2-byte sequence, none is Arabic script (Uyghur and Kazakh names in Xinjiang registers), and
+    the bytes read as GB18030 give Chinese characters, the file is GBK."""
+    non_ascii = [c for c in text if ord(c) > 127]
+    if not non_ascii or any(ord(c) > 0x7FF or 0x600 <= ord(c) <= 0x6FF for c in non_ascii):
+        return False
+    try:
+        gb = codecs.getincrementaldecoder("gb18030")().decode(head, final=complete)
+    except UnicodeDecodeError:
+        return False
+    return any("\u4e00" <= c <= "\u9fff" for c in gb)
 
 
 def _code_to_text(s: pd.Series) -> pd.Series:
@@ -258,6 +275,8 @@ def _read_xlsx(path, *, encoding, sheet, dtype_str, header_row, columns):
             inferred = pd.api.types.infer_dtype(df[col], skipna=True)
             if inferred in ("integer", "floating", "mixed-integer-float"):
                 df[col] = pd.to_numeric(df[col])
+            elif inferred in ("datetime", "datetime64", "date"):
+                df[col] = pd.to_datetime(df[col], errors="coerce")
             elif inferred == "string":
                 df[col] = df[col].astype("str")
     if columns is not None:

@@ -187,3 +187,12 @@ def test_cli_frame_build(tmp_path, population, capsys):
     assert frame.county_code[0] in out
     built = read_table(tmp_path / "f.parquet")
     assert built["persons"].sum() == len(ps)
+
+
+def test_build_refuses_bad_sizes_naming_the_row(population):
+    hh = population[1].head(30)[["household_id", "village_code", "register_status", "size"]].copy()
+    hh["size"] = hh["size"].astype(float)
+    hh.loc[7, "size"] = None
+    with pytest.raises(FrameError) as err:
+        build_village_frame(hh)
+    assert err.value.row == 8 and err.value.column == "size"

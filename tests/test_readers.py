@@ -162,3 +162,28 @@ def test_csv_round_trip_keeps_codes_and_chinese_text(tmp_path, codes, names, enc
     got = read_table(path)
     assert got["village_code"].tolist() == codes and got["phone"].tolist() == codes
     assert got["name"].astype(str).tolist() == df["name"].tolist()
+
+
+def test_xlsx_dates_become_datetimes(tmp_path):
+    import datetime as dt
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["interview_date", "n"])
+    ws.append([dt.datetime(2019, 12, 3), 1])
+    wb.save(tmp_path / "d.xlsx")
+    got = read_table(tmp_path / "d.xlsx")
+    assert pd.api.types.is_datetime64_any_dtype(got["interview_date"])
+    assert got["interview_date"].iloc[0] == pd.Timestamp("2019-12-03")
+
+
+def test_short_gbk_that_is_also_valid_utf8_is_read_as_gbk(tmp_path):
+    # "一" in GBK is D2 BB, which is also the UTF-8 encoding of Cyrillic "һ"
+    path = tmp_path / "t.csv"
+    path.write_bytes("name\n一\n".encode("gbk"))
+    assert detect_encoding(path) == "gb18030"
+    assert read_table(path)["name"].tolist() == ["一"]
+    path.write_bytes("name\nئابدۇرېھىم\n".encode("utf-8"))   # a Uyghur name in Arabic script stays UTF-8
+    assert detect_encoding(path) == "utf-8"
