@@ -682,7 +682,11 @@ def _check_rules(cb: Codebook, table_name: str, tab: _Table, env: _Env, issues: 
 
 def _isin(values: np.ndarray, allowed) -> np.ndarray:
     """Membership on plain object arrays (pandas would infer Arrow strings and test membership element-wise)."""
-    return pd.Series(values, dtype=object).isin(pd.Series(list(allowed), dtype=object)).to_numpy(dtype=bool)
+    allowed = np.asarray(list(allowed), dtype=object)
+    if not len(values) or not len(allowed):
+        return np.zeros(len(values), dtype=bool)
+    codes, _ = pd.factorize(np.concatenate([np.asarray(values, dtype=object), allowed]))
+    return np.isin(codes[:len(values)], codes[len(values):])
 
 
 def _first_rows(keys: pd.Series, rows: np.ndarray) -> np.ndarray:
@@ -809,25 +813,45 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
         _check_table(rt, cb, renv, issues, gname, set(frame.columns))
         rep_tabs[gname] = (rt, renv, g)
 
-    # Roster aggregates for the household rules.
+    # Roster aggregates for the household rules: roster rows are grouped once per repeat (integer group codes),
+    # then each aggregate is one bincount or one grouped reduction.
     aggs = {}
+    grouping = {}
     for a in cb.aggregates:
         if a.repeat not in rep_tabs:
             continue
         rt, renv, g = rep_tabs[a.repeat]
-        keys = pd.Series(rt.keys_text)
+        if a.repeat not in grouping:
+            # One factorisation of roster and household keys together: shared integer codes for both.
+            both, _ = pd.factorize(np.concatenate([rt.keys_text, tab.keys_text]))
+            codes, main_codes = both[:rt.n], both[rt.n:]
+            ngroups = int(both.max()) + 1 if len(both) else 0
+            has_roster = np.bincount(codes, minlength=ngroups) > 0
+            grouping[a.repeat] = (codes, ngroups, main_codes, has_roster[main_codes])
+        codes, ngroups, main_codes, found = grouping[a.repeat]
         mask = renv.condition(a.where) if a.where else np.ones(rt.n, dtype=bool)
-        if a.fn == "count":
-            per = pd.Series(mask.astype("float64")).groupby(keys.to_numpy()).sum()
-            fill = 0.0
-        else:
+        if a.fn != "count":
             vals = renv.resolve(a.of)
             x = np.asarray(vals.data, dtype="float64").copy() if not vals.scalar else np.full(rt.n, np.nan)
             x[~mask] = np.nan
-            grouped = pd.Series(x).groupby(keys.to_numpy())
-            per = grouped.sum(min_count=0) if a.fn == "sum" else getattr(grouped, a.fn)()
+        if a.fn == "count":
+            per = np.bincount(codes, weights=mask.astype("float64"), minlength=ngroups)
+            fill = 0.0
+        elif a.fn in ("sum", "mean"):
+            ok = ~np.isnan(x)
+            per = np.bincount(codes, weights=np.where(ok, x, 0.0), minlength=ngroups)
+            if a.fn == "mean":
+                n_ok = np.bincount(codes, weights=ok.astype("float64"), minlength=ngroups)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    per = np.where(n_ok > 0, per / n_ok, np.nan)
             fill = 0.0 if a.fn == "sum" else np.nan
-        aggs[a.name] = pd.Series(tab.keys_text).map(per).fillna(fill).to_numpy(dtype="float64")
+        else:
+            red = getattr(pd.Series(x).groupby(codes), a.fn)()
+            per = red.reindex(range(ngroups)).to_numpy(dtype="float64", na_value=np.nan)
+            fill = np.nan
+        out = np.full(tab.n, fill, dtype="float64")
+        out[found] = per[main_codes[found]]
+        aggs[a.name] = out
     env.aggs = aggs
     env.cache = {k: v for k, v in env.cache.items() if k not in aggs}
 
@@ -854,8 +878,9 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
                        value=_value_text(hid, pos), message=msg, fix="核对两户是否为同一户；如是，删除一行")
     main_keys = set(tab.keys_text[tab.keys_text != ""])
     for gname, (rt, renv, g) in rep_tabs.items():
-        _check_duplicates(rt, list(g.key), issues, gname, "duplicate_member", "此成员（户编码和成员序号相同）",
-                          "删除重复的成员行，或改正成员序号")
+        if len(g.key) > 1:   # without an item number there is nothing to call a duplicate member
+            _check_duplicates(rt, list(g.key), issues, gname, "duplicate_member", "此成员（户编码和成员序号相同）",
+                              "删除重复的成员行，或改正成员序号")
         if "id_number" in rt.typed:
             _check_duplicates(rt, ["id_number"], issues, gname, "duplicate_person", "此身份证号码",
                               "核对身份证号码：同一人只能在一户中登记一次")
