@@ -89,6 +89,11 @@ def run(path) -> None:
         print(f"SECONDS={seconds:.3f}")
         print(f"ROWS_PER_S={r.rows_in / seconds:.0f}")
         print(f"{r.status}: {r.reconciliation()}; errors {r.errors}, warnings {r.warnings}")
+        t = r.timings
+        print("PARTS=" + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+        own = t.get("read", 0) + t.get("store", 0)
+        if own:
+            print(f"READ_STORE_ROWS_PER_S={r.rows_in / own:.0f}")
         assert r.reconciles
     finally:
         shutil.rmtree(ws_dir, ignore_errors=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,7 @@ class ImportResult:
     error: dict | None = None
     report: str | None = None
     tables: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)     # seconds: read, validate, store (for the benchmark)
 
     @property
     def reconciles(self) -> bool:
@@ -70,7 +72,7 @@ class ImportResult:
         d = asdict(self)
         return {k: d[k] for k in ("file", "sha256", "rows_in", "accepted", "quarantined", "duplicates_skipped",
                                   "errors", "warnings", "status", "instrument", "format", "import_id",
-                                  "superseded", "report", "messages", "error", "tables")}
+                                  "superseded", "report", "messages", "error", "tables", "timings")}
 
     def reconciliation(self) -> str:
         return (f"rows in {self.rows_in:,} = accepted {self.accepted:,} + quarantined {self.quarantined:,} "
@@ -108,6 +110,8 @@ def _key_text(s: pd.Series) -> pd.Series:
         f = s.to_numpy(dtype="float64", na_value=np.nan)
         out = pd.Series(np.where(np.isnan(f), "", np.char.mod("%.0f", np.nan_to_num(f))), index=s.index)
         return out.astype(object)
+    if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
+        return s.str.strip().fillna("").astype(object)
     t = s.astype("string").str.strip().fillna("")
     t = t.str.replace(r"\.0$", "", regex=True)
     return t.astype(object)
@@ -385,6 +389,7 @@ class _FileImport:
             raw = raw[~drop].reset_index(drop=True)
         main_in = raw.drop(columns=[c for c in (LINK,) if c in raw.columns])
         rep_in = {g: f.drop(columns=[c for c in (PARENT, _ITEM) if c in f.columns]) for g, f in chunk_reps.items()}
+        t0 = time.perf_counter()
         try:
             from .validate import validate
             res = validate(cb, main_in, repeats=rep_in, sample_ids=self.sample_ids, reserve_ids=self.reserve_ids,
@@ -392,6 +397,7 @@ class _FileImport:
         except CodebookError as exc:
             raise ImportFileError(exc.message, code="wrong_instrument", file=self.src.path, column=exc.column,
                                   fix=exc.fix) from None
+        t0 = self._tick("validate", t0)
         typed = res.main.reset_index(drop=True)
         main_err = np.asarray(res.main_errors, dtype=bool) if res.main_errors is not None \
             else np.zeros(len(typed), bool)
@@ -534,6 +540,12 @@ class _FileImport:
         all_issues = pd.concat([issues, pd.DataFrame(extra_issues, columns=issues.columns)], ignore_index=True) \
             if extra_issues else issues
         self._store_issues(all_issues)
+        self._tick("store", t0)
+
+    def _tick(self, what: str, since: float) -> float:
+        now = time.perf_counter()
+        self.r.timings[what] = self.r.timings.get(what, 0.0) + (now - since)
+        return now
 
     def _quarantine(self, raw, typed, positions, keys, sheet, label, reasons, extra=None) -> None:
         if len(positions) == 0:
@@ -665,7 +677,9 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
         result.format, result.encoding = source.format, source.encoding
         result.messages.extend(source.warnings)
         chunks = source.iter_main(chunk_rows)
+        t = time.perf_counter()
         first = next(chunks, None)
+        result.timings["read"] = time.perf_counter() - t
         cb = choose_codebook(source.columns, source.head_rows, first, instrument, path, source.encoding)
         result.instrument = _instrument_name(cb)
         _label_warnings(cb, source, result)
@@ -673,13 +687,20 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
         def all_chunks():
             if first is not None:
                 yield first
-            yield from chunks
+            while True:
+                t = time.perf_counter()
+                nxt = next(chunks, None)
+                result.timings["read"] = result.timings.get("read", 0.0) + time.perf_counter() - t
+                if nxt is None:
+                    return
+                yield nxt
 
         with ws.transaction() as con:
             # the same file may have come in from another process meanwhile
             again = con.execute("SELECT import_id, rows_in, time FROM audit_log WHERE sha256 = ? AND status = "
                                 "'imported' ORDER BY import_id LIMIT 1", (result.sha256,)).fetchone()
             if again is None:
+                con.execute("PRAGMA cache_size = -131072")     # 128 MB: index pages of large imports
                 cur = con.execute(
                     "INSERT INTO audit_log (file, path, sha256, size, time, user, instrument, format, encoding, "
                     "status) VALUES (?,?,?,?,?,?,?,?,?, 'importing')",

@@ -39,7 +39,6 @@ CREATE TABLE IF NOT EXISTS households (
     row_hash INTEGER, segment_id INTEGER NOT NULL, pos INTEGER NOT NULL, file_row INTEGER,
     superseded_by INTEGER);
 CREATE INDEX IF NOT EXISTS households_current ON households(household_id) WHERE superseded_by IS NULL;
-CREATE INDEX IF NOT EXISTS households_import ON households(import_id);
 CREATE TABLE IF NOT EXISTS persons (
     household_id TEXT NOT NULL, member_no INTEGER, instrument TEXT NOT NULL, import_id INTEGER NOT NULL,
     version INTEGER NOT NULL, row_hash INTEGER, segment_id INTEGER NOT NULL, pos INTEGER NOT NULL,
@@ -106,7 +105,9 @@ def row_hashes(frame: pd.DataFrame, columns) -> np.ndarray:
                 bits[np.isnan(v)] = np.uint64(0x7FF8000000000001)
                 ch = pd.util.hash_array(bits)
             else:
-                ch = pd.util.hash_pandas_object(s.astype("string"), index=False).to_numpy(dtype=np.uint64)
+                if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
+                    s = s.astype("string")
+                ch = pd.util.hash_pandas_object(s, index=False).to_numpy(dtype=np.uint64)
             ch = ch ^ np.uint64(hash_text(col))
             h = (h ^ ch) * prime
     return h
@@ -128,7 +129,8 @@ def to_blob(frame: pd.DataFrame) -> bytes:
 
     table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
     sink = io.BytesIO()
-    with pa.ipc.new_file(sink, table.schema) as writer:
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.ipc.new_file(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue()
 
