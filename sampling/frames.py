@@ -27,8 +27,9 @@ PROBLEM_COLUMNS = ["file", "row", "column", "code", "problem", "value", "fix", "
 REQUIRED = {
     "village": ["village_code", "county_code", "households", "persons"],
     "household": ["household_id", "village_code", "register_status", "size"],
+    "person": ["person_id", "household_id", "id_number"],
 }
-SIZE_COLUMNS = {"village": ["households", "persons"], "household": ["size"]}
+SIZE_COLUMNS = {"village": ["households", "persons"], "household": ["size"], "person": []}
 # Column names seen in registers and village lists (中文表头) → ours; used to suggest --map.
 SYNONYMS = {
     "村代码": "village_code", "行政村代码": "village_code", "村编码": "village_code", "村级代码": "village_code",
@@ -220,10 +221,12 @@ def check_frame(path_or_df, kind: str = "village", *, mapping=None, strata=None,
     if n:
         if kind == "village":
             _check_village(df, C)
-        else:
+        elif kind == "household":
             _check_household(df, C)
+        else:
+            _check_person(df, C)
         _check_ids(df, C)
-        size_col = SIZE_COLUMNS[kind][0]
+        size_col = (SIZE_COLUMNS[kind] or [None])[0]
         for s in strata_cols:
             if s in df.columns:
                 _check_strata(df, s, size_col if size_col in df.columns else None, C)
@@ -366,6 +369,20 @@ def _check_household(df, C):
         dup = (s.duplicated(keep=False) & s.notna() & (s != "")).to_numpy(dtype=bool)
         C.add(np.flatnonzero(dup), "head_id_number", "duplicate_person", "户主身份证号重复（同一人在多户登记）",
               s.iloc[np.flatnonzero(dup)], "核实是否重复建档，删除或合并重复的户")
+
+
+def _check_person(df, C):
+    p = _check_code_format(df, "person_id", 18, C, "人员编号")
+    _check_code_format(df, "household_id", 16, C, "户编号")
+    _check_unique(df, "person_id", C, "人员编号")
+    if p is not None:
+        ps, pok = p
+        _check_nesting(df, "person_id", ps, pok, "household_id", 16, C, "人员编号", "户编号")
+    if "id_number" in df.columns:
+        s = _text(df["id_number"])
+        dup = (s.duplicated(keep=False) & s.notna() & (s != "")).to_numpy(dtype=bool)
+        C.add(np.flatnonzero(dup), "id_number", "duplicate_person", "身份证号重复（同一人登记多次）",
+              s.iloc[np.flatnonzero(dup)], "核实是否重复登记，删除重复的人员")
 
 
 def _check_ids(df, C):

@@ -196,3 +196,13 @@ def test_build_refuses_bad_sizes_naming_the_row(population):
     with pytest.raises(FrameError) as err:
         build_village_frame(hh)
     assert err.value.row == 8 and err.value.column == "size"
+
+
+def test_person_table_checks(population):
+    ps = population[2].head(40).copy()
+    ps.loc[4, "id_number"] = ps.loc[2, "id_number"]
+    ps.loc[9, "person_id"] = "5201991012010001" + "01"
+    r = check_frame(ps, "person")
+    assert _problem(r, 3, "id_number", "duplicate_person") and _problem(r, 5, "id_number", "duplicate_person")
+    assert _problem(r, 10, "household_id", "codes_do_not_nest")
+    assert check_frame(population[2], "person").ok

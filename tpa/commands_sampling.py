@@ -153,7 +153,8 @@ def build_cmd(households_path, persons_path, villages_path, out_path, mappings, 
 
 @frame.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--kind", type=click.Choice(["village", "household"]), default="village", show_default=True)
+@click.option("--kind", type=click.Choice(["village", "household", "person"]), default="village", show_default=True,
+              help="Village frame, household register, or persons table.")
 @click.option("--map", "mappings", multiple=True, metavar="THEIRS=OURS", help="Column name mapping (repeatable).")
 @click.option("--strata", "strata", multiple=True, help="Stratum column(s) of the design.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
