@@ -122,7 +122,7 @@ class FrameReport:
 
 
 class _Collector:
-    def __init__(self, file, first_row: int, index_pos: np.ndarray | None = None):
+    def __init__(self, file, first_row: int):
         self.file = file
         self.first_row = first_row
         self.parts: list[pd.DataFrame] = []

@@ -136,6 +136,10 @@ def _draw(seed: int, rows: list[dict], year: int) -> dict:
                                     "possible (every household has at least one person)", code="bad_village_sizes",
                                     column=f"persons_{what}", fix="correct the village's sizes in the frame")
         n = sum(counts)
+        if n > 9999:
+            raise SamplingError(f"village {v['village_code']} has {n:,} households; household IDs hold 4 digits",
+                                code="bad_village_sizes", column="households",
+                                fix="split the village or give it at most 9,999 households")
         group = np.repeat(np.arange(3), counts)
         u0 = rng.random((n, 2))
         u = u0[:, 0]
@@ -154,6 +158,10 @@ def _draw(seed: int, rows: list[dict], year: int) -> dict:
         parts["status"].append(status)
         parts["dibao"].append(dibao)
         parts["size"].append(size)
+        if n and size.max() > 99:
+            raise SamplingError(f"village {v['village_code']}: persons per household would exceed 99 (member "
+                                "numbers hold 2 digits)", code="bad_village_sizes", column="persons",
+                                fix="give the village a plausible number of persons for its households")
         nt = int(size.sum())
         # one row per variable: columns of the county arrays stay contiguous
         parts["UH"].append(_u16(rng, N_HU, n))

@@ -60,7 +60,3 @@ def from_small(values, idx) -> pd.arrays.ArrowStringArray:
     """values[idx] as a str array, for columns that repeat a few distinct values."""
     return pd.array(np.asarray(values, dtype=object), dtype=STR_DTYPE).take(np.asarray(idx))
 
-
-def cat_codes(arr: np.ndarray):
-    """(uniques, inverse) of a small-cardinality array."""
-    return np.unique(arr, return_inverse=True)
