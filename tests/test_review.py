@@ -189,3 +189,25 @@ def test_cli_indicators_json_is_the_indicator_list(ws, tmp_path):
     assert keys["wrongly_exited_rate"]["official"] == 0.5 and keys["wrongly_exited_rate"]["county_code"] == "520102"
     r = CliRunner().invoke(cli, ["indicators", "--workspace", str(ws.path)])
     assert "脱贫人口错退率" in r.stdout and "50.00%" in r.stdout
+
+
+def test_cli_score_reads_the_store_and_writes_scores(tmp_path, monkeypatch):
+    """`tpa score --json` over a stubbed store (the store's own tests cover reading imported files)."""
+    from survey import store
+    from tpa.cli import cli
+
+    w = init_workspace(tmp_path / "ws2")
+    hhs = pd.DataFrame([household(1, wage_income=4000), household(2, register_status=5, exit_year=np.nan,
+                                                                   wage_income=3000)])
+    hhs["instrument"] = ["hh_registered", "hh_nonregistered"]
+    monkeypatch.setattr(store, "read_households", lambda ws: hhs)
+    monkeypatch.setattr(store, "read_persons", lambda ws: pd.DataFrame(adults(1) + adults(2)))
+    r = CliRunner().invoke(cli, ["score", "--json", "--workspace", str(w.path)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["households"] == 2 and doc["wrongly_exited_households"] == 1 and doc["missed_persons"] == 2
+    assert doc["rules_hash"] == Rules.from_config(w.config).hash
+    assert read_scores(w)["wrongly_exited"].tolist() == [True, False]
+    monkeypatch.setattr(store, "read_households", lambda ws: hhs.iloc[0:0])
+    r = CliRunner().invoke(cli, ["score", "--workspace", str(w.path)])
+    assert r.exit_code != 0
