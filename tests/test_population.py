@@ -277,3 +277,20 @@ def test_year_follows_the_frame():
     assert (p1["id_number"].str[6:10].astype(int) + p1["age"] == 2016).all()
     h2, _ = village_households(8, frame.iloc[0], year=2016)
     pd.testing.assert_frame_equal(h1, h2)
+
+
+def test_no_contradictions_the_register_validators_flag(small):
+    """SPEC §6 validators: the clean population must not trip them (errors are planted on purpose only)."""
+    _, hh, ps = small
+    assert not ((hh.business_income > 0) & (hh.business_cost == 0)).any()
+    assert (hh[["wage_income", "business_income", "business_cost", "property_income", "transfer_income"]] >= 0).all().all()
+    migrants = ps.loc[ps.migrant_months > 0, "household_id"].unique()
+    assert (hh.set_index("household_id").loc[migrants, "wage_income"] > 0).all()
+    assert ps["migrant_months"].between(0, 12).all()
+    couple = ps[ps.relation.isin([1, 2])]
+    pairs = couple.groupby("household_id").agg(n=("sex", "size"), sexes=("sex", "nunique"))
+    assert not ((pairs.n == 2) & (pairs.sexes == 1)).any()
+    students = set(ps.loc[ps.in_school == 1, "household_id"])
+    ill = set(ps.loc[ps.health.isin([2, 3]), "household_id"])
+    has = lambda word: hh.loc[hh.causes.str.split().apply(lambda c: word in c), "household_id"]  # noqa: E731
+    assert set(has("因学")) <= students and set(has("因病")) <= ill

@@ -344,6 +344,10 @@ def _generate(seed: int, rows: list[dict], year: int, rates: dict, lines: dict) 
     prop = np.round(net * p_share)
     transfer = np.round(net * t_share)
     bcost = np.round(b_net * (0.3 + 0.5 * h("cost")))
+    # households without a business: the rounding residue goes to wages, so no business income without costs
+    no_business = b_net < 50
+    bcost = np.where(no_business, 0.0, bcost)
+    wage = np.where(no_business, np.round(net) - prop - transfer, wage)
     business = np.round(net) - wage - prop - transfer + bcost
     pc_final = (wage + business - bcost + prop + transfer) / size
 
