@@ -26,6 +26,10 @@ SAT_LABELS = {"sat_policy": "政策认可", "sat_measures": "帮扶措施", "sat
 MEASURES = ["产业", "就业", "易地搬迁", "教育", "健康", "兜底", "生态", "金融", "光伏", "危房改造", "资产收益"]
 CASE_KINDS = {"wrongly_exited": "错退", "missed": "漏评", "wrongly_included": "错评", "fell_back": "返贫"}
 MAX_CASES = 200
+METHOD_ZH = {"take_all": "全部入样", "srs": "简单随机抽样", "systematic": "等距抽样", "pps_systematic": "系统PPS抽样",
+             "pps_brewer": "πps抽样（Brewer）", "pps_sampford": "πps抽样（Sampford）", "brewer": "πps抽样（Brewer）",
+             "sampford": "πps抽样（Sampford）", "purposive": "立意抽样（不计入加权估计）", "pps": "PPS抽样"}
+LABEL_ZH = {"all": "全部"}
 
 
 def _f(v):
@@ -238,8 +242,12 @@ def _design(shared, scores) -> dict | None:
     level_zh = {"county": "县", "village": "村", "household": "户"}
     for level, st in (summary.get("stages") or {}).items():
         for r in st.get("strata", []):
-            strata.append({"level": level_zh.get(level, level), "label": r.get("label") or r.get("stratum"),
-                           "method": r.get("method")})
+            label = r.get("label") or r.get("stratum")
+            method = r.get("method")
+            strata.append({"level": level_zh.get(level, level), "label": LABEL_ZH.get(label, label),
+                           "method": METHOD_ZH.get(method, method)})
+    order = {"县": 0, "村": 1, "户": 2}
+    strata.sort(key=lambda r: order.get(r["level"], 9))
     frames = d.get("frames") or {}
     rules_hash = None
     if scores is not None and "rules_hash" in scores and len(scores):

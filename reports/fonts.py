@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .errors import ReportError
 
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 FAMILY = "TPA CJK"
 
 # Candidate source fonts (Debian/Ubuntu fonts-noto-cjk, Fedora, macOS Homebrew); the SC face is taken.
@@ -184,10 +184,13 @@ def subset_path(weight: str = "regular", source: Path | None = None) -> Path:
     source = Path(source) if source else find_source_font(weight)
     chars = charset()
     key = hashlib.sha256((_file_hash(source) + "|" + RECIPE_VERSION + "|" + chars).encode()).hexdigest()[:20]
-    target = cache_dir() / f"tpa-cjk-{weight}-{key}.otf"
+    target = cache_dir() / f"tpa-cjk-{weight}-{key}.ttf"
     if not target.is_file():
         try:
-            _subset_font(source, chars, target)
+            tmp = target.with_name(target.name + f".otf.tmp{os.getpid()}")
+            _subset_font(source, chars, tmp)
+            _to_truetype(tmp, target)       # TrueType: later subsets (per run, per document) are cheap
+            tmp.unlink()
         except ReportError:
             raise
         except Exception as exc:  # a broken or unexpected font file
@@ -268,10 +271,7 @@ def run_fonts(text: str, base: FontSet | None = None) -> FontSet:
     for weight, src in (("regular", base.regular), ("bold", base.bold)):
         target = d / f"tpa-run-{weight}-{key}.ttf"
         if not target.is_file():
-            tmp = d / f"tpa-run-{weight}-{key}.otf.tmp{os.getpid()}"
-            _subset_font(src, chars, tmp)
-            _to_truetype(tmp, target)
-            tmp.unlink()
+            _subset_font(src, chars, target)
         else:
             os.utime(target)
         out[weight] = target

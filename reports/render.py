@@ -248,14 +248,18 @@ def _write_pdf(html: str, out_path: Path, fonts, title: str) -> dict:
     tmp = out_path.with_name(out_path.name + f".tmp{os.getpid()}")
     doc.metadata.title = title
     doc.metadata.authors = ["tpa"]
-    doc.write_pdf(str(tmp))
+    # the run font holds only the characters of this run: embedded whole, no per-document subsetting
+    doc.write_pdf(str(tmp), full_fonts=True)
     os.replace(tmp, out_path)
     t2 = time.perf_counter()
     return {"path": str(out_path), "pages": len(doc.pages), "layout_seconds": t1 - t0, "write_seconds": t2 - t1}
 
 
 def _render_one(view: dict, out_path, fonts) -> dict:
+    import resource
+
     t0 = time.perf_counter()
+    c0 = time.process_time()
     charts = make_charts(view)
     t1 = time.perf_counter()
     html = render_html(view, charts)
@@ -266,8 +270,9 @@ def _render_one(view: dict, out_path, fonts) -> dict:
 
         check_coverage(charts["_texts"], fonts, where=where + " (charts)")
     res = _write_pdf(html, Path(out_path), fonts, view["title"])
-    res.update(chart_seconds=t1 - t0, seconds=time.perf_counter() - t0, title=view["title"],
-               status=view.get("status", "ok"), kind=view.get("kind", "province"))
+    res.update(chart_seconds=t1 - t0, seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
+               title=view["title"], status=view.get("status", "ok"), kind=view.get("kind", "province"),
+               pid=os.getpid(), peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return res
 
 

@@ -42,16 +42,39 @@ def _squash(text):
     return re.sub(r"\s+", "", text)
 
 
+def _workspace(base):
+    """A small real pipeline: synthetic population → draw → simulated fieldwork → import → scores."""
+    from sampling.draw import draw_sample
+    from sampling.population import generate_population
+    from sampling.workspace import init_workspace
+    from survey.fieldwork import simulate_fieldwork
+    from survey.importer import import_files
+    from survey.score import score_workspace
+
+    generate_population(base / "pop", ["宁夏"], 7, counties_per_province=2, villages_per_county=6, year=2019)
+    ws = init_workspace(base / "ws", year=2019)
+    draw_sample(ws, "annual", 3, villages=base / "pop" / "villages.parquet",
+                households=base / "pop" / "households.parquet")
+    sim = simulate_fieldwork(ws, base / "fieldwork", seed=5, refusal_rate=0.05, teams_per_county=1)
+    import_files(ws, sim.paths, write_report=False)
+    score_workspace(ws)
+    return ws
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
+    from reports.context import build_province_context
+
     out = tmp_path_factory.mktemp("reports")
+    ws = _workspace(tmp_path_factory.mktemp("pipeline"))
+    wctx = build_province_context(ws, "宁夏")
     prov = sample_province_context("520000", seed=3)
     empty = sample_province_context("140000", insufficient=True)
     nat = national_context([prov, sample_province_context("450000", seed=4), empty], band=True)
-    results = render_many([(prov, out / "520000.pdf"), (empty, out / "140000.pdf"), (nat, out / "national.pdf")],
-                          workers=2)
-    docs = {}
-    for key, res in zip(("province", "empty", "national"), results):
+    results = render_many([(prov, out / "520000.pdf"), (empty, out / "140000.pdf"), (nat, out / "national.pdf"),
+                           (wctx, out / "640000.pdf")], workers=2)
+    docs = {"ws": ws, "ws_context": wctx}
+    for key, res in zip(("province", "empty", "national", "workspace"), results):
         reader = pypdf.PdfReader(res["path"])
         pages = [p.extract_text() or "" for p in reader.pages]
         docs[key] = {"result": res, "reader": reader, "pages": pages, "text": "\n".join(pages),
@@ -105,8 +128,41 @@ def test_county_values_zero_bound_and_failing_county(rendered):
     assert "未达标" in flat
 
 
+def test_workspace_report_prints_the_indicators_computed_from_the_workspace(rendered):
+    """The report of a real (small) pipeline prints exactly what survey.indicators computes."""
+    from survey.indicators import compute_indicators
+
+    ws = rendered["ws"]
+    assert rendered["ws_context"]["status"] == "ok"
+    flat = rendered["workspace"]["flat"]
+    province = compute_indicators(ws, by="province")
+    county = compute_indicators(ws, by="county")
+    assert province and county
+    for ind in province + county:
+        if ind.official is None:
+            continue
+        if ind.numerator == 0 and ind.zero_upper is not None:
+            assert f"0（95%置信上限{_pct(ind.zero_upper)}）" in flat, ind.key
+        else:
+            assert _pct(ind.official) in flat, (ind.key, ind.county_code, _pct(ind.official))
+        if ind.ci_low is not None and ind.level == "province":
+            assert f"[{_pct(ind.ci_low)},{_pct(ind.ci_high)}]" in flat, ind.key
+    # the stored, unmasked names and ID numbers of the problem households never reach the PDF
+    from survey import store
+
+    hh = store.read_households(ws)
+    cases = rendered["ws_context"]["cases"]
+    assert cases, "the simulated fieldwork plants problem households"
+    raw = hh[hh["household_id"].isin([c["household_id"] for c in cases])]
+    for name, idn, phone in raw[["head_name", "head_id_number", "phone"]].itertuples(index=False):
+        assert str(idn) not in flat and str(phone) not in flat
+        if isinstance(name, str) and len(name) > 1:
+            assert name not in flat
+    assert find_personal_data(rendered["workspace"]["text"]) == []
+
+
 def test_no_full_id_or_phone_in_any_pdf(rendered):
-    for key in ("province", "empty", "national"):
+    for key in ("province", "empty", "national", "workspace"):
         text = rendered[key]["text"]
         assert find_personal_data(text) == [], key
         assert find_personal_data(_squash(text)) == [], key
@@ -127,7 +183,7 @@ def test_markup_in_data_prints_as_text(rendered):
 
 
 def test_fonts_embedded_and_only_ours(rendered):
-    for key in ("province", "empty", "national"):
+    for key in ("province", "empty", "national", "workspace"):
         reader = rendered[key]["reader"]
         seen = set()
         for page in reader.pages:
