@@ -44,6 +44,10 @@ Indicators (persons or households per ``assessment.units``):
 * 综合贫困发生率 = (R + 漏评率·N_nonreg + 错退率·N_exited) / D with R the remaining registered poor
   (``persons_not_exited``), N from the register and D the configured denominator column; its linearised
   variable is (N_nonreg·z_漏评 + N_exited·z_错退)/D over the one design, so their covariance is included.
+  Interval: estimate ± t(df)·se, floored at R/D; a term with a zero count adds its exact upper bound. The
+  scaled-up terms (official and weighted) are on the indicator as ``.terms`` (outside the dataclass fields,
+  so ``asdict`` keeps the contract's shape; ``tpa indicators --json`` adds them as ``terms``). At province
+  and national level the rates are pooled over the level's sample and the register populations summed.
 * 建档立卡贫困发生率 gate: R / D from the register (no sampling error).
 * 识别准确率 = 1 − (错评 + 漏评)/persons checked (all surveyed); 退出准确率 = 1 − 错退率;
   满意度 = 认可 rate, weighted across household types by ``satisfaction.type_weights`` (keys = register_status).
@@ -450,6 +454,11 @@ def _unit_indicators(rows, code, by, rules: Rules, populations, keys) -> list[In
             f = _incidence(key, rows, code, by, rules, populations, res, design, dd)
             if f is None:
                 continue
+            if f.get("_terms"):
+                ind = _finish(key, f, rules, code if by == "county" else province, by, province, county)
+                ind.terms = f["_terms"]       # the scaled-up terms (an attribute outside the contract's fields)
+                out.append(ind)
+                continue
         else:
             continue
         out.append(_finish(key, f, rules, code if by == "county" else province, by, province, county))
@@ -554,8 +563,12 @@ def _incidence(key, rows, code, by, rules: Rules, populations, res, design, dd):
         return dict(numerator=float("nan"), denominator=D, official=None, estimate=None, se=None, ci_low=None,
                     ci_high=None, df=None, deff=None, zero_upper=None, suspected=0.0)
     num = R + m["official"] * Nn + e["official"] * Ne
+    terms = {"denominator_column": rules.incidence_denominator, "denominator": D, "remaining_registered": R,
+             "nonregistered_population": Nn, "exited_population": Ne,
+             "official": {"missed_rate": m["official"], "missed_scaled": m["official"] * Nn,
+                          "wrongly_exited_rate": e["official"], "wrongly_exited_scaled": e["official"] * Ne}}
     f = dict(numerator=num, denominator=D, official=num / D, estimate=None, se=None, ci_low=None, ci_high=None,
-             df=None, deff=None, zero_upper=None, suspected=float(m["suspected"] + e["suspected"]))
+             df=None, deff=None, zero_upper=None, suspected=float(m["suspected"] + e["suspected"]), _terms=terms)
     if design is not None and m["estimate"] is not None and e["estimate"] is not None:
         est = (R + m["estimate"] * Nn + e["estimate"] * Ne) / D
         # one linearised variable over the one design: the covariance of the two terms is included
@@ -571,6 +584,8 @@ def _incidence(key, rows, code, by, rules: Rules, populations, res, design, dd):
             hi += e["ci_high"] * Ne / D
         f.update(estimate=est, se=se, ci_low=max(R / D, est - t * se), ci_high=min(1.0, hi),
                  df=float(design.df), deff=None)
+        terms["estimate"] = {"missed_rate": m["estimate"], "missed_scaled": m["estimate"] * Nn,
+                             "wrongly_exited_rate": e["estimate"], "wrongly_exited_scaled": e["estimate"] * Ne}
         if m["_zero"] or e["_zero"]:
             f["zero_upper"] = f["ci_high"]
     return f

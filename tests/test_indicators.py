@@ -322,3 +322,19 @@ def test_exit_verdict_needs_every_indicator():
         mine = [i for i in inds if i.county_code == code and i.passed is not None]
         assert entry["passed"] == all(i.passed for i in mine)
         assert entry["failed"] == [i.key for i in mine if not i.passed]
+
+
+def test_incidence_carries_its_scaled_up_terms():
+    d, v, scores, sample = fixture_inputs()
+    (inc,) = [i for i in indicators_from_scores(scores, sample, Rules.defaults(), populations=v, keys=("incidence",))
+              if i.county_code == "410102"]
+    t = inc.terms
+    vv = v[v.county_code == "410102"]
+    assert t["remaining_registered"] == vv.persons_not_exited.sum() and t["denominator"] == vv.rural_population.sum()
+    o = t["official"]
+    assert inc.numerator == pytest.approx(t["remaining_registered"] + o["missed_scaled"] + o["wrongly_exited_scaled"])
+    assert o["missed_scaled"] == pytest.approx(o["missed_rate"] * vv.persons_nonregistered.sum())
+    e = t["estimate"]
+    assert inc.estimate == pytest.approx((t["remaining_registered"] + e["missed_scaled"] + e["wrongly_exited_scaled"])
+                                         / t["denominator"])
+    assert "terms" not in asdict(inc)

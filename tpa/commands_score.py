@@ -229,7 +229,13 @@ def indicators_cmd(by, workspace, as_json):
     ws = open_workspace(workspace)
     inds = compute_indicators(ws, by=by)
     if as_json:
-        emit_json([asdict(i) for i in inds])
+        rows = []
+        for i in inds:
+            row = asdict(i)
+            if getattr(i, "terms", None):
+                row["terms"] = i.terms
+            rows.append(row)
+        emit_json(rows)
         return
     verdict = {True: "通过", False: "未通过", None: "—"}
     last = None
@@ -243,3 +249,10 @@ def indicators_cmd(by, workspace, as_json):
         thr = "" if i.threshold is None else f"{i.direction}{format_percent(i.threshold)}"
         sus = f"  疑似 {i.suspected:g}" if i.suspected else ""
         click.echo(f"  {i.name_zh:<14} 官方 {i.display:<24} 加权 {est:<30} {thr:<8} {verdict[i.passed]}{sus}")
+        terms = getattr(i, "terms", None)
+        if terms:
+            o = terms["official"]
+            click.echo(f"      = (建档立卡未脱贫 {terms['remaining_registered']:.0f} + 漏评率 {format_percent(o['missed_rate'])}"
+                       f" × 非建档立卡人口 {terms['nonregistered_population']:.0f} + 错退率 "
+                       f"{format_percent(o['wrongly_exited_rate'])} × 脱贫人口 {terms['exited_population']:.0f})"
+                       f" / {terms['denominator']:.0f}（{terms['denominator_column']}）")
