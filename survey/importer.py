@@ -241,14 +241,16 @@ def _new_issue(file, sheet, row, key, field_, rule, rule_zh, value, message, fix
             "rule_zh": rule_zh, "severity": severity, "value": value, "message_zh": message, "fix_zh": fix}
 
 
-def _lookup_current(con, table: str, key: str, keys) -> pd.DataFrame:
+def _lookup_current(con, table: str, key: str, keys, roster: bool = False) -> pd.DataFrame:
+    names = ["_key", "import_id", "version", "row_hash", "file_row"] + (["roster_hash"] if roster else [])
     keys = list(dict.fromkeys(keys))
     if not keys:
-        return pd.DataFrame(columns=["_key", "import_id", "version", "row_hash", "file_row"])
+        return pd.DataFrame(columns=names)
+    extra = ", roster_hash" if roster else ""
     rows = con.execute(
-        f"SELECT {key}, import_id, version, row_hash, file_row FROM {table} WHERE superseded_by IS NULL "
+        f"SELECT {key}, import_id, version, row_hash, file_row{extra} FROM {table} WHERE superseded_by IS NULL "
         f"AND {key} IN (SELECT value FROM json_each(?))", (json.dumps(keys),)).fetchall()
-    return pd.DataFrame(rows, columns=["_key", "import_id", "version", "row_hash", "file_row"])
+    return pd.DataFrame(rows, columns=names)
 
 
 # ================================================================================================ the import
@@ -333,6 +335,7 @@ class _FileImport:
     # ---- the run
     def run(self, chunks) -> None:
         reps = self._prepare_repeats() if self.cb.repeats else {}
+        self.roster = bool(reps) and self.kind == "households"
         sample_ids, reserve_ids, note = _sample_ids(self.con, self.cb)
         if note:
             self.r.messages.append(note)
@@ -417,15 +420,15 @@ class _FileImport:
         h = st.row_hashes(typed.iloc[ok_pos], hash_cols) if len(ok_pos) else np.zeros(0, np.uint64)
         unit = pd.Series(h, index=keys.iloc[ok_pos].to_numpy())
         member_hash = {}
-        unit_u = unit.to_numpy(dtype=np.uint64).copy()
+        # the roster's content per household: an order-free sum of its rows' hashes (wrapping uint64)
+        roster_u = np.full(len(ok_pos), np.uint64(st.hash_text("roster")), dtype=np.uint64)
         for g, f in rtyped.items():
             gvars = [c for c in self.cb.repeats[g].variables if c in f.columns]
             if USER_MISSING in f.columns:
                 gvars.append(USER_MISSING)
             mh = st.row_hashes(f, gvars) if len(f) else np.zeros(0, np.uint64)
             member_hash[g] = mh
-            if len(f) and len(unit_u):
-                # order-free sum of the roster's row hashes per household (wrapping uint64 arithmetic)
+            if len(f) and len(roster_u):
                 codes, uniq = pd.factorize(rkeys[g].to_numpy())
                 sums = np.zeros(len(uniq), dtype=np.uint64)
                 with np.errstate(over="ignore"):
@@ -433,12 +436,12 @@ class _FileImport:
                 where = pd.Index(uniq).get_indexer(unit.index)
                 add = np.where(where >= 0, sums[np.clip(where, 0, None)], np.uint64(0)).astype(np.uint64)
                 with np.errstate(over="ignore"):
-                    unit_u = (unit_u ^ (add + np.uint64(st.hash_text(g)))) * np.uint64(1099511628211)
-        unit = pd.Series(unit_u, index=unit.index)
+                    roster_u = (roster_u ^ (add + np.uint64(st.hash_text(g)))) * np.uint64(1099511628211)
 
-        cur = _lookup_current(self.con, self.table, self.key, list(unit.index))
+        cur = _lookup_current(self.con, self.table, self.key, list(unit.index), self.roster)
         cur = cur.drop_duplicates("_key").set_index("_key")
         unit_signed = st.signed(unit.to_numpy(dtype=np.uint64))
+        roster_signed = st.signed(roster_u)
         status = np.full(len(ok_pos), "new", dtype=object)
         versions = np.ones(len(ok_pos), dtype=np.int64)
         if len(cur):
@@ -446,6 +449,13 @@ class _FileImport:
             if in_cur.any():
                 c = cur.loc[unit.index[in_cur]]
                 same = c["row_hash"].to_numpy(dtype=np.int64) == unit_signed[in_cur]
+                if self.roster:
+                    # a file with the roster is the same only if the roster is the same too; a file without
+                    # one (main table only) leaves the stored roster as it is
+                    rh = c["roster_hash"].to_numpy(dtype=object)
+                    present = np.array([v is not None and v == v for v in rh], dtype=bool)
+                    stored = np.array([int(v) if p else 0 for v, p in zip(rh, present)], dtype=np.int64)
+                    same &= present & (stored == roster_signed[in_cur])
                 mine = c["import_id"].to_numpy() == self.import_id
                 st_sub = np.where(same, "dup", np.where(mine, "conflict", "supersede"))
                 status[in_cur] = st_sub
@@ -468,7 +478,7 @@ class _FileImport:
             payload = json.dumps(sup_keys)
             self.con.execute(f"UPDATE {self.table} SET superseded_by = ? WHERE superseded_by IS NULL AND "
                              f"{self.key} IN (SELECT value FROM json_each(?))", (self.import_id, payload))
-            if self.kind == "households":
+            if self.kind == "households" and self.roster:
                 self.con.execute("UPDATE persons SET superseded_by = ? WHERE superseded_by IS NULL AND "
                                  "household_id IN (SELECT value FROM json_each(?))", (self.import_id, payload))
             self.r.superseded += len(sup_keys)
@@ -481,12 +491,15 @@ class _FileImport:
             seg = st.write_segment(self.con, self.import_id, self.kind, self.instrument, frame)
             vers = versions[store_mask]
             hs = unit_signed[store_mask]
-            self.con.executemany(
-                f"INSERT INTO {self.table} ({self.key}, instrument, import_id, version, row_hash, segment_id, pos, "
-                f"file_row, superseded_by) VALUES (?,?,?,?,?,?,?,?,NULL)",
-                zip(keys.iloc[store_pos].tolist(), [self.instrument] * len(store_pos),
-                    [self.import_id] * len(store_pos), vers.tolist(), hs.tolist(), [seg] * len(store_pos),
-                    range(len(store_pos)), frame[ROW].astype("int64").tolist()))
+            n_store = len(store_pos)
+            cols = [keys.iloc[store_pos].tolist(), [self.instrument] * n_store, [self.import_id] * n_store,
+                    vers.tolist(), hs.tolist(), [seg] * n_store, range(n_store), frame[ROW].astype("int64").tolist()]
+            names = f"{self.key}, instrument, import_id, version, row_hash, segment_id, pos, file_row"
+            if self.kind == "households":
+                names += ", roster_hash"
+                cols.append(roster_signed[store_mask].tolist() if self.roster else [None] * n_store)
+            self.con.executemany(f"INSERT INTO {self.table} ({names}) VALUES ({','.join('?' * len(cols))})",
+                                 zip(*cols))
         self._count("main", accepted=len(store_pos), duplicates_skipped=int((status == "dup").sum()))
 
         # quarantined main rows: errors + in-file conflicts

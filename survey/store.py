@@ -3,8 +3,8 @@
 Tables (created here, CREATE TABLE IF NOT EXISTS):
 
 - ``households`` / ``persons`` / ``villages``: one index row per stored row: its key, ``instrument``,
-  ``import_id``, ``version`` (1, 2, … per key), ``row_hash`` (content hash; for a household it covers its roster
-  too), ``file_row``, ``superseded_by`` (NULL = current; else the import that replaced it) and where its values
+  ``import_id``, ``version`` (1, 2, … per key), ``row_hash`` (content hash of the row), for households
+  ``roster_hash`` (of its roster rows; NULL when the file had no roster), ``file_row``, ``superseded_by`` (NULL = current; else the import that replaced it) and where its values
   are (``segment_id``, ``pos``).
 - ``store_segments``: the typed values of the accepted rows, one Arrow IPC blob per imported chunk (column types
   survive exactly: codes stay text, Int64 stays Int64, datetimes stay datetimes).
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS store_segments (
 CREATE TABLE IF NOT EXISTS households (
     household_id TEXT NOT NULL, instrument TEXT NOT NULL, import_id INTEGER NOT NULL, version INTEGER NOT NULL,
     row_hash INTEGER, segment_id INTEGER NOT NULL, pos INTEGER NOT NULL, file_row INTEGER,
-    superseded_by INTEGER);
+    superseded_by INTEGER, roster_hash INTEGER);
 CREATE INDEX IF NOT EXISTS households_current ON households(household_id) WHERE superseded_by IS NULL;
 CREATE TABLE IF NOT EXISTS persons (
     household_id TEXT NOT NULL, member_no INTEGER, instrument TEXT NOT NULL, import_id INTEGER NOT NULL,

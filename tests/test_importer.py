@@ -335,3 +335,21 @@ def test_user_missing_zip_member_with_bad_zip_name(ws, tmp_path):
         import_file(ws, p)
     assert e.value.code == "wrong_instrument"
     assert np.all(store.read_households(ws).empty)
+
+
+def test_main_table_only_file_keeps_the_stored_roster(ws, tmp_path):
+    main, roster = frames(2)
+    import_file(ws, xlsx(tmp_path / "full.xlsx", main, roster))
+    p = tmp_path / "main_only.csv"
+    main.to_csv(p, index=False)
+    r = import_file(ws, p)
+    assert (r.accepted, r.duplicates_skipped) == (0, 2)           # same households, no roster: nothing new
+    fixed = main.copy()
+    fixed.loc[0, "phone"] = "13900000000"
+    q = tmp_path / "main_fixed.csv"
+    fixed.to_csv(q, index=False)
+    r = import_file(ws, q)
+    assert (r.accepted, r.duplicates_skipped, r.superseded) == (1, 1, 1)
+    assert len(store.read_persons(ws)) == 6                       # the roster stays current
+    hh = store.read_households(ws).set_index("household_id")
+    assert hh.loc[main["household_id"][0], "phone"] == "13900000000"
