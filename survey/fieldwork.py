@@ -27,12 +27,13 @@ replacement (None when the stratum had no reserve left: a non-response).
 Mistakes (``mistakes=True``, or ``{kind: count}``), each planted in distinct households and listed with its file,
 household, sheet and field and the validation rule expected to report it:
 
-    id_number_typo       a roster ID number with a wrong check digit        members.id_number  rule id_number
-    out_of_range         age 150 or migrant_months 14 in the roster         members.<field>    rule range
-    duplicate_household  the household keyed twice (exact duplicate)       main                skipped as duplicate
-    missing_member       a roster member left out (roster < declared_size)  main.declared_size rule roster_size
-    end_before_start     interview end before its start                     main.interview_end rule interview_end_before_start
-    unknown_household    a typo in household_id (not in the sample)         main.household_id  rule not_in_sample
+    kind                 what the team did                           where               expected rule
+    id_number_typo       roster ID number with a wrong check digit   members.id_number   id_number
+    out_of_range         age 150 or migrant_months 14                members.<field>     range
+    duplicate_household  the household keyed twice (exact copy)      main                (skipped as duplicate)
+    missing_member       a member left out (roster < declared_size)  main.declared_size  roster_size
+    end_before_start     interview end before its start              main.interview_end  interview_end_before_start
+    unknown_household    a typo in household_id (not in the sample)  main.household_id   not_in_sample
 
 Deterministic: same workspace (draw, population) and seed give byte-identical files (XLSX properties, ZIP member
 times and the SAV header's creation time are fixed).
@@ -247,9 +248,8 @@ def _schedule(units: pd.DataFrame, rng, start_day: _dt.date) -> pd.DataFrame:
     base = pd.Timestamp(start_day) + pd.to_timedelta(day, unit="D")
     start = base + pd.to_timedelta(minutes * 60 + rng.integers(0, 60, n), unit="s")
     end = start + pd.to_timedelta(duration * 60 + rng.integers(0, 60, n), unit="s")
-    out = pd.DataFrame({"interview_start": start.to_numpy(), "interview_end": end.to_numpy(), "_pair": pair,
-                        "_day": day}, index=units.index)
-    return out
+    return pd.DataFrame({"interview_start": start.to_numpy(), "interview_end": end.to_numpy(), "_pair": pair},
+                        index=units.index)
 
 
 def _household_answers(hh: pd.DataFrame) -> pd.DataFrame:
@@ -569,7 +569,8 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
             name = f"{t.county_code}_team{t.index}_{instrument}{EXTENSION[fmt]}"
             path = out / name
             main = sel.reindex(columns=[n for n in cb.variables if not n.startswith("_")])
-            mem = rosters_of.get((i, instrument), members.iloc[:0]).reindex(columns=list(cb.repeats["members"].variables))
+            mem = rosters_of.get((i, instrument), members.iloc[:0]) \
+                .reindex(columns=list(cb.repeats["members"].variables))
             dups = sel["household_id"].isin(dup_ids).to_numpy()
             if fmt == "xlsx":
                 main_out = main.iloc[np.repeat(np.arange(len(main)), np.where(dups, 2, 1))]

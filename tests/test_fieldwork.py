@@ -133,6 +133,11 @@ def test_refusals_are_replaced_by_reserves_in_the_store(run):
     refused = {r.household_id for r in s.refusals}
     expected = set(sh.loc[sh["role"] == "sample", "household_id"]) - refused
     assert expected - stored <= bad
+    # the import status counts the reserves that came in
+    from survey.importer import import_status
+
+    status = import_status(ws)
+    assert status.loc[status["level"] == "county", "reserves_used"].sum() == len(set(used) & stored)
 
 
 def test_accepted_answers_equal_the_population_truth(run):
