@@ -647,9 +647,11 @@ def _check_id_numbers(tab: _Table, issues: _Issues, sheet: str):
         return
     from sampling.idnumber import FIX_TEXT_ZH, PROBLEM_TEXT_ZH, id_number_problems
     for name in names:
-        col = tab.typed[name]
-        problems = id_number_problems(col.reset_index(drop=True))
-        arr = problems.to_numpy(dtype=object)
+        col = tab.typed[name].reset_index(drop=True)
+        answered = col.notna().to_numpy()
+        arr = np.full(tab.n, None, dtype=object)
+        if answered.any():
+            arr[answered] = id_number_problems(col[answered]).to_numpy(dtype=object)
         for code in pd.unique(arr[pd.notna(arr)]):
             if code == "missing":   # an empty ID is the required-item check's business
                 continue
@@ -680,13 +682,33 @@ def _check_rules(cb: Codebook, table_name: str, tab: _Table, env: _Env, issues: 
                    fix=_render(r.fix_zh, env, pos))
 
 
+def _arrow_text(values: np.ndarray):
+    import pyarrow as pa
+    return pa.array(values, type=pa.string(), from_pandas=True)
+
+
 def _isin(values: np.ndarray, allowed) -> np.ndarray:
-    """Membership on plain object arrays (pandas would infer Arrow strings and test membership element-wise)."""
-    allowed = np.asarray(list(allowed), dtype=object)
-    if not len(values) or not len(allowed):
+    """Membership of key texts in a set, hashed in Arrow (no Python step per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    if not len(values) or not allowed:
         return np.zeros(len(values), dtype=bool)
-    codes, _ = pd.factorize(np.concatenate([np.asarray(values, dtype=object), allowed]))
-    return np.isin(codes[:len(values)], codes[len(values):])
+    value_set = pa.array([str(a) for a in allowed], type=pa.string())
+    return pc.is_in(_arrow_text(values), value_set=value_set).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _shared_codes(*arrays: np.ndarray) -> tuple[list[np.ndarray], int]:
+    """Integer codes for key texts of several tables, equal texts getting equal codes (Arrow hashing)."""
+    import pyarrow as pa
+    enc = pa.chunked_array([_arrow_text(a) for a in arrays], type=pa.string()).dictionary_encode()
+    codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks]).astype("int64") \
+        if enc.num_chunks else np.zeros(0, dtype="int64")
+    out, start = [], 0
+    for a in arrays:
+        out.append(codes[start:start + len(a)])
+        start += len(a)
+    ndict = max((len(c.dictionary) for c in enc.chunks), default=0)
+    return out, ndict
 
 
 def _first_rows(keys: pd.Series, rows: np.ndarray) -> np.ndarray:
@@ -823,9 +845,7 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
         rt, renv, g = rep_tabs[a.repeat]
         if a.repeat not in grouping:
             # One factorisation of roster and household keys together: shared integer codes for both.
-            both, _ = pd.factorize(np.concatenate([rt.keys_text, tab.keys_text]))
-            codes, main_codes = both[:rt.n], both[rt.n:]
-            ngroups = int(both.max()) + 1 if len(both) else 0
+            (codes, main_codes), ngroups = _shared_codes(rt.keys_text, tab.keys_text)
             has_roster = np.bincount(codes, minlength=ngroups) > 0
             grouping[a.repeat] = (codes, ngroups, main_codes, has_roster[main_codes])
         codes, ngroups, main_codes, found = grouping[a.repeat]
@@ -913,7 +933,7 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
     frame = issues.frame()
     # Rows and keys that go to quarantine.
     errors = frame[frame["severity"] == "error"]
-    error_keys = set(errors["household_id"][errors["household_id"] != ""])
+    error_keys = set(pd.unique(errors["household_id"][errors["household_id"] != ""].to_numpy(dtype=object)))
     main_err = np.zeros(tab.n, dtype=bool)
     pos_main = errors.loc[(errors["sheet"] == "main") & (errors["_pos"] >= 0), "_pos"].to_numpy(dtype="int64")
     main_err[pos_main] = True
@@ -928,7 +948,9 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
             m[:] = True
         rep_err[gname] = m
     # A household with an error in its roster is quarantined whole, and its roster with it.
-    error_keys |= {k for gname, (rt, _, _) in rep_tabs.items() for k in rt.keys_text[rep_err[gname]] if k}
+    for gname, (rt, _, _) in rep_tabs.items():
+        error_keys |= set(pd.unique(rt.keys_text[rep_err[gname]]))
+    error_keys.discard("")
     if all_error_sheets:
         error_keys |= set(tab.keys_text[tab.keys_text != ""])
     main_err |= _isin(tab.keys_text, error_keys)
