@@ -96,6 +96,11 @@ class TextSource(Source):
             check_encoding(self.path, enc)
             with open(self.path, "rb") as fh:
                 head = fh.read(64 * 1024)
+                fh.seek(max(0, size - 4))
+                tail = fh.read()
+            if not tail.rstrip(b"\x00").endswith((b"\n", b"\r", b"\n\x00")):
+                self.warnings.append(f"{self.path.name}: the last line has no line end; if the file was cut off "
+                                     "during copying its last row is incomplete (check the last row)")
         else:
             enc = encoding or _detect_bytes(data, path)
             try:
