@@ -589,8 +589,7 @@ class Design:
         return n, nobs, df
 
     def _frame(self, rows):
-        out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-        return out
+        return result_frame(rows)
 
     @staticmethod
     def _normal(ci, df_normal):
@@ -813,6 +812,18 @@ class Design:
         if not parts:
             return pd.DataFrame(columns=RESULT_COLUMNS)
         return pd.concat(parts, ignore_index=True)
+
+
+def result_frame(rows) -> pd.DataFrame:
+    """The result table; ``level``, ``domain`` and ``note`` stay Python objects with None for "none"."""
+    cols = list(zip(*rows)) if rows else [[] for _ in RESULT_COLUMNS]
+    data = {}
+    for name, values in zip(RESULT_COLUMNS, cols):
+        if name in ("statistic", "variable", "level", "domain", "note"):
+            data[name] = pd.Series(list(values), dtype=object)
+        else:
+            data[name] = pd.Series(list(values))
+    return pd.DataFrame(data, columns=RESULT_COLUMNS)
 
 
 _DEFF_NOTE = ("deff not defined: the weights sum to no more than the sample size (are they 1/probability "

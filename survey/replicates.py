@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .design import RESULT_COLUMNS, Design
+from .design import Design, result_frame
 from .errors import EstimationError
 from . import intervals as _iv
 
@@ -155,7 +155,7 @@ class ReplicateDesign:
         label = var if den is None else f"{var}:{den}"
         rows = [(stat, label, None, domains[k], full[k], se[k], lo[k], hi[k], int(df[k]), np.nan, int(n[k]),
                  notes[k]) for k in range(K)]
-        return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        return result_frame(rows)
 
     def mean(self, var, *, by=None, level=0.95, na_rm=False):
         return self._run("mean", var, None, by, _iv.check_level(level), na_rm)

@@ -134,3 +134,25 @@ def test_crossed_domains(capsys):
     d = Design(df, weights="pw", strata="stype", fpc="fpc")
     one = d.subset((df["stype"] == "E") & (df["sch_wide"] == "No")).mean("api00").iloc[0]
     assert est[0]["se"] == pytest.approx(one["se"], rel=1e-12) and est[0]["df"] == one["df"]
+
+
+def test_json_is_strict_and_notes_explain_edge_cases(capsys):
+    """Proportions at 0 in a domain, a one-PSU domain: defined numbers or null with a note, never NaN."""
+    code, out, err = run(capsys, "estimate", HERE / "rare.csv", "--weight", "w", "--strata", "stratum",
+                         "--psu", "psu_id", "--prop", "y", "--mean", "x", "--by", "dom", "--ci", "wilson", "--json")
+    assert code == 0, err
+
+    def no_constants(name):
+        raise AssertionError(f"non-JSON constant {name} in the output")
+
+    doc = json.loads(out, parse_constant=no_constants)
+    for e in doc["estimates"]:
+        assert "note" not in e or isinstance(e["note"], str) and e["note"]
+        if e["statistic"] == "prop" and e["estimate"] in (0, 1):
+            assert e["note"] and e["ci_low"] is not None and e["ci_high"] is not None
+    lon = HERE / "lonely.csv"
+    code, out, err = run(capsys, "estimate", lon, "--weight", "w", "--strata", "stratum", "--psu", "psu",
+                         "--mean", "y", "--by", "psu", "--lonely-psu", "remove", "--json")
+    assert code == 0, err
+    doc = json.loads(out, parse_constant=no_constants)
+    assert all(e["df"] == 0 and e["ci_low"] is None and "df = 0" in e["note"] for e in doc["estimates"])

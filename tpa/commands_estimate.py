@@ -43,7 +43,7 @@ def estimates_to_json(design, table) -> dict:
                 "domain": None if row.domain is None else {k: _plain(v) for k, v in row.domain.items()},
                 "estimate": _finite(row.estimate), "se": _finite(row.se), "ci_low": _finite(row.ci_low),
                 "ci_high": _finite(row.ci_high), "df": int(row.df), "deff": _finite(row.deff), "n": int(row.n)}
-        if row.note:
+        if isinstance(row.note, str) and row.note:
             item["note"] = row.note
         out.append(item)
     return {"design": design.summary(), "estimates": out}
@@ -60,7 +60,8 @@ def _print_table(design, table) -> None:
         var = row.variable if row.level is None else f"{row.variable}={row.level}"
         lines.append([row.statistic, var, dom, f"{row.estimate:.6g}", f"{row.se:.4g}",
                       f"[{row.ci_low:.6g}, {row.ci_high:.6g}]", str(row.df),
-                      "" if row.deff != row.deff else f"{row.deff:.3f}", str(row.n), row.note or ""])
+                      "" if row.deff != row.deff else f"{row.deff:.3f}", str(row.n),
+                      row.note if isinstance(row.note, str) else ""])
     head = ["statistic", "variable", "domain", "estimate", "SE", "CI", "df", "deff", "n", "note"]
     widths = [max(len(str(x[i])) for x in lines + [head]) for i in range(len(head))]
     click.echo("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
