@@ -867,7 +867,8 @@ def format_summary(summary: dict) -> str:
     lines.append(f"  counties {c['counties']}, villages {c['villages']} (purposive {c['purposive_villages']}), "
                  f"households {c['households']} + reserves {c['reserves']}; per county "
                  f"{c['households_per_county_min']}–{c['households_per_county_max']}")
-    for level, st in summary["stages"].items():
+    for level in [x for x in ("county", "village", "household") if x in summary["stages"]]:
+        st = summary["stages"][level]
         lines.append(f"  {level} stage (out of scope: {st['out_of_scope']})")
         lines.append(f"    {'stratum':<16}{'method':<16}{'groups':>7}{'N':>10}{'n':>8}{'short':>7}   π range")
         for r in st["strata"]:
