@@ -261,7 +261,7 @@ def test_empirical_frequencies_match_pi_quick():
 @pytest.mark.slow
 def test_empirical_frequencies_match_pi_many_draws():
     v, h = small_frames(n_county=4, n_vill=8, hh_per=(8, 16), seed=8)
-    _check_frequencies(v, h, draws=2000, z_max=5.0)
+    _check_frequencies(v, h, draws=1200, z_max=5.0)
 
 
 # ------------------------------------------------------------------------------------------------------------
