@@ -141,6 +141,15 @@ def _fullmatch(text: pd.Series, pattern: str) -> np.ndarray:
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 
+def _plausible(got: pd.Series) -> pd.Series:
+    """Times outside 1900–2100 are typing errors (and beyond what datetime64[ns] holds): make them missing."""
+    if getattr(got.dt, "tz", None) is not None:
+        got = got.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+    years = got.dt.year
+    got = got.where((years >= 1900) & (years <= 2100))
+    return got.astype("datetime64[ns]")
+
+
 def _parse_datetimes(raw: pd.Series, text: pd.Series) -> pd.Series:
     """datetime64[ns] (naive, China wall-clock time); unreadable values become NaT."""
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
@@ -163,13 +172,13 @@ def _parse_datetimes(raw: pd.Series, text: pd.Series) -> pd.Series:
     has_tz = t.str.contains(_TZ_SUFFIX, regex=True).fillna(False).to_numpy(dtype=bool)
     if has_tz.any():
         aware = pd.to_datetime(t[has_tz], errors="coerce", utc=True, format="ISO8601")
-        out.loc[t.index[has_tz]] = aware.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None).to_numpy()
+        out.loc[t.index[has_tz]] = _plausible(aware).to_numpy()
     naive_idx = t.index[~has_tz]
     todo = t.loc[naive_idx]
     for fmt in ("ISO8601", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d", "%Y%m%d", "%Y-%m-%d %H:%M"):
         if todo.empty:
             break
-        got = pd.to_datetime(todo, errors="coerce", format=fmt)
+        got = _plausible(pd.to_datetime(todo, errors="coerce", format=fmt))
         ok = got.notna()
         out.loc[todo.index[ok]] = got[ok].to_numpy()
         todo = todo[~ok]
@@ -184,7 +193,7 @@ def _parse_datetimes(raw: pd.Series, text: pd.Series) -> pd.Series:
             todo = todo[~ok]
     if len(todo) and len(todo) <= 10000:
         # Odd formats only: element-wise parsing is slow, so it is kept for the few rows left.
-        got = pd.to_datetime(todo, errors="coerce", format="mixed")
+        got = _plausible(pd.to_datetime(todo, errors="coerce", format="mixed"))
         ok = got.notna()
         out.loc[todo.index[ok]] = got[ok].to_numpy()
     return out
@@ -693,7 +702,10 @@ def _isin(values: np.ndarray, allowed) -> np.ndarray:
     import pyarrow.compute as pc
     if not len(values) or not allowed:
         return np.zeros(len(values), dtype=bool)
-    value_set = pa.array([str(a) for a in allowed], type=pa.string())
+    allowed = list(allowed)
+    if not all(isinstance(a, str) for a in allowed[:100]):
+        allowed = [str(a) for a in allowed]
+    value_set = pa.array(allowed, type=pa.string())
     return pc.is_in(_arrow_text(values), value_set=value_set).to_numpy(zero_copy_only=False).astype(bool)
 
 
@@ -896,7 +908,12 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
             issues.add(sheet="main", mask=dup, table=tab, rule="duplicate_head_id",
                        rule_zh=BUILTIN_RULES["duplicate_head_id"][0], severity="warning", field="head_id_number",
                        value=_value_text(hid, pos), message=msg, fix="核对两户是否为同一户；如是，删除一行")
-    main_keys = set(tab.keys_text[tab.keys_text != ""])
+    # Integer codes of the keys, shared by the main table and every roster (equal key text, equal code).
+    names = list(rep_tabs)
+    all_codes, ncodes = _shared_codes(tab.keys_text, *[rep_tabs[g][0].keys_text for g in names])
+    main_codes, rep_codes = all_codes[0], dict(zip(names, all_codes[1:]))
+    in_main = np.zeros(ncodes, dtype=bool)
+    in_main[main_codes[tab.keys_text != ""]] = True
     for gname, (rt, renv, g) in rep_tabs.items():
         if len(g.key) > 1:   # without an item number there is nothing to call a duplicate member
             _check_duplicates(rt, list(g.key), issues, gname, "duplicate_member", "此成员（户编码和成员序号相同）",
@@ -906,7 +923,7 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
                               "核对身份证号码：同一人只能在一户中登记一次")
         parent = g.key[0]
         if parent in rt.typed:
-            orphan = (rt.keys_text != "") & ~_isin(rt.keys_text, main_keys)
+            orphan = (rt.keys_text != "") & ~in_main[rep_codes[gname]]
             issues.add(sheet=gname, mask=orphan, table=rt, rule="orphan_member",
                        rule_zh=BUILTIN_RULES["orphan_member"][0], severity="error", field=parent,
                        value=_value_text(rt.typed[parent], np.flatnonzero(orphan)),
@@ -933,7 +950,6 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
     frame = issues.frame()
     # Rows and keys that go to quarantine.
     errors = frame[frame["severity"] == "error"]
-    error_keys = set(pd.unique(errors["household_id"][errors["household_id"] != ""].to_numpy(dtype=object)))
     main_err = np.zeros(tab.n, dtype=bool)
     pos_main = errors.loc[(errors["sheet"] == "main") & (errors["_pos"] >= 0), "_pos"].to_numpy(dtype="int64")
     main_err[pos_main] = True
@@ -947,15 +963,21 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
         if gname in all_error_sheets:
             m[:] = True
         rep_err[gname] = m
-    # A household with an error in its roster is quarantined whole, and its roster with it.
+    # A household with an error in its roster is quarantined whole, and its roster with it (by key code; rows
+    # without a key stay flagged on their own).
+    if all_error_sheets:
+        main_err[:] = True
+    flagged = np.zeros(ncodes, dtype=bool)
+    flagged[main_codes[main_err & (tab.keys_text != "")]] = True
+    for gname, (rt, _, _) in rep_tabs.items():
+        flagged[rep_codes[gname][rep_err[gname] & (rt.keys_text != "")]] = True
+    main_err |= flagged[main_codes] & (tab.keys_text != "")
+    for gname, (rt, _, _) in rep_tabs.items():
+        rep_err[gname] |= flagged[rep_codes[gname]] & (rt.keys_text != "")
+    error_keys = set(pd.unique(tab.keys_text[main_err]))
     for gname, (rt, _, _) in rep_tabs.items():
         error_keys |= set(pd.unique(rt.keys_text[rep_err[gname]]))
     error_keys.discard("")
-    if all_error_sheets:
-        error_keys |= set(tab.keys_text[tab.keys_text != ""])
-    main_err |= _isin(tab.keys_text, error_keys)
-    for gname, (rt, _, _) in rep_tabs.items():
-        rep_err[gname] |= _isin(rt.keys_text, error_keys)
 
     typed_main = _typed_frame(tab)
     typed_reps = {g: _typed_frame(rt) for g, (rt, _, _) in rep_tabs.items()}
