@@ -78,28 +78,27 @@ def normalise_outcome(value) -> str:
                        fix="use pending (待核实), accepted (申诉成立) or rejected (申诉不成立)")
 
 
-def _known_households(ws) -> set | None:
-    """Household IDs the workspace knows (store, or scores), or None when it cannot tell yet."""
-    ids = set()
-    try:
-        from . import store
-
-        hh = store.read_households(ws)
-        if hh is not None and len(hh):
-            ids |= set(hh["household_id"].astype(str))
-    except Exception:  # store not built yet or empty
-        pass
-    if ws.table_exists("household_scores"):
-        ids |= set(ws.read_sql("SELECT household_id FROM household_scores")["household_id"].astype(str))
-    return ids or None
-
-
 def _check_households(ws, ids) -> None:
-    known = _known_households(ws)
-    if known is None:
-        return
-    unknown = [h for h in ids if h not in known]
-    if unknown:
+    """Every ID must be a scored household or a household of the store (when the workspace has either)."""
+    ids = list(dict.fromkeys(ids))
+    pending = set(ids)
+    anything = False
+    if ws.table_exists("household_scores"):
+        anything = True
+        scored = set(ws.read_sql("SELECT household_id FROM household_scores")["household_id"].astype(str))
+        pending -= scored
+    if pending:
+        try:
+            from . import store
+
+            hh = store.read_households(ws)
+            if hh is not None and len(hh):
+                anything = True
+                pending -= set(hh["household_id"].astype(str))
+        except Exception:  # no store yet
+            pass
+    if anything and pending:
+        unknown = [h for h in ids if h in pending]
         raise ScoringError(f"household {unknown[0]} is not in this workspace"
                            + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
                            column="household_id", fix="check the 16-digit household ID against the imported "

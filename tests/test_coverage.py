@@ -105,8 +105,9 @@ def test_coverage_small_always_run():
 
 
 @pytest.mark.slow
-def test_coverage_full_study_1000_samples():
-    result = coverage(1000)
+def test_coverage_full_study_2000_samples():
+    """The full study: 2,000 samples (seeds 1000–2999; ~20–30 min on 2 cores)."""
+    result = coverage(2000)
     for k in KEYS:
         assert 0.93 <= result[k]["coverage"] <= 0.97, result
 
@@ -114,4 +115,4 @@ def test_coverage_full_study_1000_samples():
 if __name__ == "__main__":  # python3 tests/test_coverage.py N  → prints the study's numbers
     import sys
 
-    print(coverage(int(sys.argv[1]) if len(sys.argv) > 1 else 1000))
+    print(coverage(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
