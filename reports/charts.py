@@ -235,14 +235,17 @@ def compare_chart(panels: list[dict], unit_label: str = "县") -> str | None:
         else:
             ax.set_xlim(0, top * 1.15 if top > 0 else 0.01)
         _pct_axis(ax)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
         ax.tick_params(axis="x", labelsize=6.5, length=2)
-        ax.set_title(p["name_zh"], fontsize=7.5)
+        ax.set_title(p["name_zh"], fontsize=7.5 if len(panels) < 5 else 6.5)
     ax0 = axes[0, 0]
     ax0.set_yticks(ys)
     ax0.set_yticklabels(labels, fontsize=7)
     ax0.set_ylim(-0.7, n - 0.3)
     left = min(0.3, 0.04 + 0.013 * max(len(x) for x in labels))
-    fig.subplots_adjust(left=left, right=0.98, top=1 - 0.32 / height, bottom=0.3 / height, wspace=0.12)
+    fig.subplots_adjust(left=left, right=0.98, top=1 - 0.32 / height, bottom=0.3 / height, wspace=0.3)
     return _svg(fig)
 
 
