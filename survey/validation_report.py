@@ -164,6 +164,12 @@ def _col_letter(i: int) -> str:
 def _rows_xml(sub: pd.DataFrame, codebook) -> str:
     """<row> elements for the problem lines, built with column operations."""
     n = len(sub)
+    # Issues may come back from the store with None, NaN or numbers as text: normalise every column first.
+    sub = sub.copy()
+    for c in ("file", "sheet", "household_id", "field", "rule_zh", "message_zh", "value", "fix_zh", "severity"):
+        col = sub[c] if c in sub.columns else pd.Series([""] * n, index=sub.index)
+        sub[c] = col.astype(object).where(col.notna(), "").astype(str)
+    sub["row"] = pd.to_numeric(sub["row"], errors="coerce") if "row" in sub.columns else pd.NA
     sheets = _sheet_names(codebook)
     labels = _field_labels(codebook)
     sheet_col = sub["sheet"].astype(str).reset_index(drop=True)
@@ -172,7 +178,7 @@ def _rows_xml(sub: pd.DataFrame, codebook) -> str:
     flat = {f"{t}\t{f}": lab for (t, f), lab in labels.items()}
     field_text = pairs.map(flat).fillna(field_col) if labels else field_col
     rownum = pd.Series(range(2, n + 2)).astype(str).astype("string[pyarrow]")
-    row_vals = pd.array(sub["row"].reset_index(drop=True), dtype="Int64")
+    row_vals = pd.array(sub["row"].reset_index(drop=True).round(), dtype="Int64")
     row_present = ~pd.isna(row_vals)
     text_cols = {
         0: sub["file"].astype(str).reset_index(drop=True),
