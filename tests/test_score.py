@@ -310,3 +310,15 @@ def test_vectorised_scoring_equals_scoring_each_household_alone(rows):
     for i, h in enumerate(hhs):
         alone = score([h], [p for p in persons if p["household_id"] == h["household_id"]])
         pd.testing.assert_frame_equal(together.iloc[[i]].reset_index(drop=True), alone, check_dtype=False)
+
+
+def test_production_costs_imputed_from_gross_output_when_configured():
+    # grain 10,000 × 40% + orchard 2,000 × 15% = 4,300 of costs when the household cannot report them
+    h = household(1, wage_income=0, business_income=12000, business_cost=np.nan, gross_grain=10000,
+                  gross_orchard=2000, size=2)
+    plain = score([h])
+    assert plain["per_capita_income"][0] == 6000                    # cost missing counts as 0
+    imputed = score([h], rules=Rules.defaults(production_costs={"impute": True}))
+    assert imputed["per_capita_income"][0] == pytest.approx((12000 - 4300) / 2)
+    reported = score([dict(h, business_cost=1000)], rules=Rules.defaults(production_costs={"impute": True}))
+    assert reported["per_capita_income"][0] == 5500                 # a reported cost is kept
