@@ -374,16 +374,25 @@ def _write_xlsx(df, path):
     cols = []
     for c in df.columns:
         s = df[c]
-        cols.append(s.astype(object).where(s.notna(), None).tolist())
+        if pd.api.types.is_datetime64_any_dtype(s):
+            vals = [None if pd.isna(v) else v.to_pydatetime() for v in s]
+        elif pd.api.types.is_float_dtype(s):
+            arr = s.to_numpy(dtype=float, na_value=np.nan)
+            vals = np.where(np.isfinite(arr), arr, np.nan).astype(object)
+            vals[~np.isfinite(arr)] = None
+            vals = vals.tolist()
+        else:
+            vals = s.astype(object).where(s.notna(), None).tolist()   # Python scalars, None for missing
+        cols.append(vals)
+    # a datetime needs a number format, or Excel (and any reader) shows the serial number
+    date_fmt = wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    date_cols = [j for j, c in enumerate(df.columns) if pd.api.types.is_datetime64_any_dtype(df[c])]
+    write_row = ws.write_row
     for i, row in enumerate(zip(*cols), start=1):
-        for j, v in enumerate(row):
-            if v is None:
-                continue
-            if isinstance(v, (float, np.floating)) and not np.isfinite(v):
-                continue
-            if isinstance(v, pd.Timestamp):
-                v = v.to_pydatetime()
-            ws.write(i, j, v.item() if isinstance(v, np.generic) else v)
+        write_row(i, 0, row)
+        for j in date_cols:
+            if row[j] is not None:
+                ws.write_datetime(i, j, row[j], date_fmt)
     wb.close()
 
 

@@ -177,6 +177,8 @@ def test_xlsx_dates_become_datetimes(tmp_path):
     got = read_table(tmp_path / "d.xlsx")
     assert pd.api.types.is_datetime64_any_dtype(got["interview_date"])
     assert got["interview_date"].iloc[0] == pd.Timestamp("2019-12-03")
+    write_table(got, tmp_path / "again.xlsx")
+    assert read_table(tmp_path / "again.xlsx")["interview_date"].iloc[0] == pd.Timestamp("2019-12-03")
 
 
 def test_short_gbk_that_is_also_valid_utf8_is_read_as_gbk(tmp_path):
