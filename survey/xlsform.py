@@ -220,6 +220,8 @@ def codebook_from_xlsform(path, *, instrument: str | None = None) -> Codebook:
                 raise CodebookError(f"survey row {i}: {name!r} uses choice list {list_name!r}, which the choices "
                                     "sheet does not define", file=path, row=i, column="type",
                                     fix=f"add the rows of list {list_name!r} to the choices sheet")
+            if len(parts) > 2 and parts[2].lower() == "or_other":
+                lists[list_name].setdefault("other", "其他")
         elif head in ("select_one_from_file", "select_multiple_from_file") or head.startswith("select_"):
             vtype = "text"
             notes.append(f"survey row {i}: {typ} of {name!r} is read as text (choices from a file are not checked)")

@@ -323,7 +323,7 @@ _cell = st.one_of(st.none(), st.integers(-10**20, 10**20), st.floats(allow_nan=T
                   st.sampled_from(["1", "2.5", "", " ", "因病", "2019-05-01", "A", "NaN", "1e400", "５"]))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_validate_never_crashes_on_malformed_tables(data):
     main, roster = households(2)
