@@ -416,7 +416,8 @@ def _unit_indicators(rows, code, by, rules: Rules, populations, keys) -> list[In
         try:
             design, dd = _build_design(prob, by, rules)
         except TpaError as exc:
-            raise ScoringError(f"{'county' if by == 'county' else 'province'} {code}: {exc.message}",
+            raise ScoringError(f"{by if by != 'national' else 'the national sample'}"
+                               f"{' ' + str(code) if by != 'national' else ''}: {exc.message}",
                                column=exc.column, fix=exc.fix) from None
     if not village_den:
         rows["x_mi_official"] = rows["x_mi_surveyed"]
