@@ -201,15 +201,23 @@ def _parse_datetimes(raw: pd.Series, text: pd.Series) -> pd.Series:
 
 def coerce_column(raw: pd.Series, v: Variable):
     """(typed column, missing mask, bad mask, bad_kind) for one variable. ``bad`` = present but unusable."""
-    text = _clean_text(raw)
-    missing = text.isna().to_numpy()
+    t = v.type
+    numeric_raw = pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype)
+    if numeric_raw and (t in ("integer", "decimal") or (t == "select_one" and v.numeric_codes)):
+        # Numbers already (SAV, DTA, Parquet): no detour through text.
+        f0 = raw.to_numpy(dtype="float64", na_value=np.nan).copy()
+        missing = np.isnan(f0)
+        f0[np.isinf(f0)] = np.nan
+        text = None
+    else:
+        numeric_raw = False
+        text = _clean_text(raw)
+        missing = text.isna().to_numpy()
     bad = np.zeros(len(raw), dtype=bool)
     kind = "type"
-    t = v.type
     if t in ("integer", "decimal"):
-        if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
-            f = raw.to_numpy(dtype="float64", na_value=np.nan).copy()
-            f[np.isinf(f)] = np.nan
+        if numeric_raw:
+            f = f0
         else:
             f = _parse_numbers(text)
         bad = ~missing & np.isnan(f)
@@ -229,8 +237,8 @@ def coerce_column(raw: pd.Series, v: Variable):
         codes = list(v.choices or {})
         label_to_code = {lab: c for c, lab in (v.choices or {}).items()}
         if v.numeric_codes:
-            if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
-                f = raw.to_numpy(dtype="float64", na_value=np.nan).copy()
+            if numeric_raw:
+                f = f0
             else:
                 f = _parse_numbers(text)
                 unread = ~missing & np.isnan(f)
@@ -570,7 +578,7 @@ def _check_table(tab: _Table, cb: Codebook, env: _Env, issues: _Issues, sheet: s
             bad_found.append((name, v, raw, bad, kind))
     tab.set_keys()
     for name, v, raw, bad, kind in bad_found:
-        raw_text = _value_text(_clean_text(raw), np.flatnonzero(bad))
+        raw_text = _value_text(_clean_text(raw.iloc[np.flatnonzero(bad)]))
         if kind == "choice":
             msg = f"“{v.label_zh}”的值不在选项中（可选：{_choice_text(v)}）"
             issues.add(sheet=sheet, mask=bad, table=tab, rule="choice", rule_zh=BUILTIN_RULES["choice"][0],
