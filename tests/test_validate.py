@@ -339,3 +339,17 @@ def test_validate_never_crashes_on_malformed_tables(data):
     assert list(res.issues.columns) == ISSUE_COLUMNS
     assert len(res.main) == n and len(res.main_errors) == n
     assert set(res.issues["severity"]) <= {"error", "warning"}
+
+
+def test_numeric_columns_as_stat_files_deliver_them():
+    main, roster = households(3)
+    for c in ("register_status", "declared_size", "wage_income", "gps_lat", "dibao", "exit_year"):
+        main[c] = pd.to_numeric(main[c]).astype("float64")
+    main.loc[1, "declared_size"] = 2.5
+    main.loc[2, "register_status"] = 9.0
+    roster["age"] = pd.to_numeric(roster["age"]).astype("Int64")
+    res = run(main, roster)
+    got = sorted(zip(res.issues["row"], res.issues["field"], res.issues["rule"]))
+    assert got == [(3, "declared_size", "type"), (4, "register_status", "choice")], got
+    assert res.issues.set_index("rule").loc["type", "value"] == "2.5"
+    assert res.main["register_status"].tolist()[:2] == [1, 1]
