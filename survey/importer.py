@@ -21,9 +21,12 @@ row is written to the audit log afterwards. The same file again (same sha256) ch
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import getpass
 import json
+import sqlite3
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +39,9 @@ from .errors import CodebookError, ImportFileError
 from .readers import DEFAULT_CHUNK_ROWS, LINK, PARENT, ROW, USER_MISSING, open_source
 
 MATCH_THRESHOLD = 0.5
+# How long an import waits for another process's import to finish before giving up (each file is one write
+# transaction; SQLite lets one writer in at a time, readers are never blocked).
+LOCK_WAIT_SECONDS = 1800
 _ITEM = "_item"
 _KIND = {"village": "villages"}
 
@@ -80,6 +86,44 @@ class ImportResult:
 
 
 # ================================================================================================ helpers
+def _busy(exc) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+@contextlib.contextmanager
+def _transaction(ws, wait: float | None = None):
+    """ws.transaction(), waiting (up to LOCK_WAIT_SECONDS) while another process holds the write lock."""
+    deadline = time.monotonic() + (LOCK_WAIT_SECONDS if wait is None else wait)
+    while True:
+        cm = ws.transaction()
+        try:
+            con = cm.__enter__()
+            break
+        except sqlite3.OperationalError as exc:
+            if _busy(exc) and time.monotonic() < deadline:
+                time.sleep(0.25)
+                continue
+            if _busy(exc):
+                raise ImportFileError("the workspace database stayed busy: another import held it too long",
+                                      code="busy", file=ws.db_path,
+                                      fix="import the file again when the other import has finished") from None
+            raise
+    try:
+        yield con
+    except BaseException:
+        if not cm.__exit__(*sys.exc_info()):
+            raise
+    else:
+        cm.__exit__(None, None, None)
+
+
+def _ensure_store(ws) -> None:
+    if not (ws.db_path.exists() and ws.table_exists("audit_log") and ws.table_exists("issues")):
+        with _transaction(ws) as con:
+            st.ensure_schema(con)
+
+
 def _sha256(path: Path) -> str:
     try:
         from sampling.readers import content_hash
@@ -657,7 +701,10 @@ def import_file(ws, path, *, instrument=None, encoding=None, progress=None,
 def import_files(ws, paths, *, instrument=None, encoding=None, progress=None,
                  chunk_rows: int = DEFAULT_CHUNK_ROWS, write_report: bool = True) -> list[ImportResult]:
     """Import several files, each in its own transaction. A file that cannot be imported gives a result with
-    status 'rejected' and ``error`` (the ImportFileError as a dict); the others are imported regardless."""
+    status 'rejected' and ``error`` (the ImportFileError as a dict); the others are imported regardless.
+
+    instrument: a shipped instrument name or a codebook file (default: detected from the columns); encoding: of
+    CSV/tab files (default: detected); progress: called as ``progress(file_name, rows_read_so_far)`` per chunk."""
     out = []
     for p in paths:
         try:
@@ -680,7 +727,7 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
     detect_format(path)   # existence, emptiness, kind: fails before anything else
     result.size = path.stat().st_size
     result.sha256 = _sha256(path)
-    st.ensure_store(ws)
+    _ensure_store(ws)
     prior = _prior_import(ws, result.sha256)
     if prior is not None:
         _unchanged(ws, result, prior)
@@ -708,7 +755,7 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
                     return
                 yield nxt
 
-        with ws.transaction() as con:
+        with _transaction(ws) as con:
             # the same file may have come in from another process meanwhile
             again = con.execute("SELECT import_id, rows_in, time FROM audit_log WHERE sha256 = ? AND status = "
                                 "'imported' ORDER BY import_id LIMIT 1", (result.sha256,)).fetchone()
@@ -753,7 +800,7 @@ def _unchanged(ws, result: ImportResult, prior: dict) -> None:
     result.duplicates_skipped = result.rows_in
     result.accepted = result.quarantined = 0
     result.messages.append(f"already imported as import {prior['import_id']} ({prior['time']}): nothing changed")
-    with ws.transaction() as con:
+    with _transaction(ws) as con:
         cur = con.execute(
             "INSERT INTO audit_log (file, path, sha256, size, time, user, instrument, rows_in, accepted, quarantined,"
             " duplicates_skipped, superseded, errors, warnings, status, message) "
@@ -768,8 +815,8 @@ def _unchanged(ws, result: ImportResult, prior: dict) -> None:
 def _log_rejection(ws, result: ImportResult, message: str):
     """The audit log records a rejected file; no data table changes."""
     try:
-        st.ensure_store(ws)
-        with ws.transaction() as con:
+        _ensure_store(ws)
+        with _transaction(ws) as con:
             cur = con.execute(
                 "INSERT INTO audit_log (file, path, sha256, size, time, user, instrument, format, encoding, rows_in, "
                 "accepted, quarantined, duplicates_skipped, superseded, errors, warnings, status, message) "
@@ -811,7 +858,7 @@ def _write_report(ws, result: ImportResult, instrument) -> None:
                                         "quarantined": result.quarantined,
                                         "duplicates_skipped": result.duplicates_skipped})
         result.report = str(path)
-        with ws.transaction() as con:
+        with _transaction(ws) as con:
             con.execute("UPDATE audit_log SET report = ? WHERE import_id = ?", (str(path), result.import_id))
     except Exception as exc:  # the data are committed; a report that cannot be written is a warning
         result.messages.append(f"the validation report could not be written: {type(exc).__name__}: {exc}")

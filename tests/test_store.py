@@ -99,3 +99,42 @@ def test_same_file_from_two_processes_is_stored_once(tmp_path):
         results = pool.map(_import_one, [(str(ws.path), str(p))] * 2)
     assert sorted(r[0] for r in results) == ["imported", "unchanged"]
     assert len(store.read_households(ws)) == 5
+
+
+def test_import_waits_for_another_writer(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from survey import importer
+
+    ws = init_workspace(tmp_path / "ws")
+    main, _ = households(2)
+    p = tmp_path / "hh.csv"
+    main.drop(columns=ROW).to_csv(p, index=False)
+    store.ensure_store(ws)
+    locked, released = threading.Event(), threading.Event()
+
+    def hold():
+        con = ws.connect()
+        con.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(1.5)
+        con.execute("COMMIT")
+        con.close()
+        released.set()
+
+    real_connect = type(ws).connect
+
+    def quick_connect(self):            # each attempt gives up at once; the importer's loop keeps waiting
+        c = real_connect(self)
+        c.execute("PRAGMA busy_timeout = 50")
+        return c
+
+    t = threading.Thread(target=hold)
+    t.start()
+    locked.wait(10)
+    monkeypatch.setattr(type(ws), "connect", quick_connect)
+    monkeypatch.setattr(importer, "LOCK_WAIT_SECONDS", 60)
+    r = importer.import_file(ws, p, write_report=False)
+    t.join()
+    assert released.is_set() and r.status == "imported" and r.accepted == 2
