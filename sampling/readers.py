@@ -177,6 +177,9 @@ def read_table(path, *, encoding=None, sheet=None, dtype_str=CODE_COLUMNS, heade
     except MemoryError:
         raise
     except Exception as exc:  # corrupt or truncated files surface as many library-specific exceptions
+        if columns is not None and isinstance(exc, (KeyError, ValueError)) and "not" in str(exc).lower():
+            raise FrameError(f"column(s) asked for are not in the file: {exc}", code="missing_column", file=path,
+                             fix="check the column names (they are case- and space-sensitive)") from exc
         raise FrameError(f"cannot read this {fmt.upper()} file: {type(exc).__name__}: {exc}",
                          code="corrupt_file", file=path,
                          fix=f"check that the file really is {fmt.upper()} and is complete; export it again") from exc

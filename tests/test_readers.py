@@ -189,3 +189,12 @@ def test_short_gbk_that_is_also_valid_utf8_is_read_as_gbk(tmp_path):
     assert read_table(path)["name"].tolist() == ["一"]
     path.write_bytes("name\nئابدۇرېھىم\n".encode("utf-8"))   # a Uyghur name in Arabic script stays UTF-8
     assert detect_encoding(path) == "utf-8"
+
+
+@pytest.mark.parametrize("ext", ["csv", "xlsx", "parquet"])
+def test_asking_for_a_missing_column_names_it(tmp_path, table, ext):
+    path = write_table(table, tmp_path / f"t.{ext}")
+    assert read_table(path, columns=["county_code", "size"]).shape == (2, 2)
+    with pytest.raises(FrameError) as err:
+        read_table(path, columns=["county_code", "no_such_column"])
+    assert "no_such_column" in str(err.value) and f"t.{ext}" in str(err.value)
