@@ -56,9 +56,15 @@ def _plain(d: dict) -> dict:
 
 
 def _try(reasons: list, what: str, fn, *args, **kw):
+    """Call an upstream reader; a stage not run yet (a TpaError, a missing table) becomes a note, not a crash.
+    Anything else is a bug and propagates."""
+    import sqlite3
+
+    from sampling.errors import TpaError
+
     try:
         return fn(*args, **kw)
-    except Exception as exc:  # an upstream stage not run yet: the report says so instead of failing
+    except (TpaError, sqlite3.OperationalError, FileNotFoundError) as exc:
         reasons.append(f"{what}：{getattr(exc, 'message', None) or exc}")
         return None
 

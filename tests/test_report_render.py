@@ -260,3 +260,43 @@ def test_pages_as_png_for_a_person_to_look_at(rendered):
     assert len(pngs) == 5
     for p in pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 2000
+
+
+def test_xlsx_holds_every_indicator_table(rendered, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    from reports.tables_xlsx import write_indicator_tables
+
+    ctxs = [rendered["context"], rendered["ws_context"]]
+    path = write_indicator_tables(ctxs, tmp_path / "t.xlsx", national=rendered["national_context"])
+    wb = openpyxl.load_workbook(path, read_only=True)
+    assert {"省级指标", "县级指标", "样本构成", "两不愁三保障", "收入", "认可度", "帮扶措施", "问题户", "数据质量",
+            "等次（内部）"} <= set(wb.sheetnames)
+    rows = list(wb["县级指标"].iter_rows(values_only=True))
+    head = rows[0]
+    got = {(r[head.index("县代码")], r[head.index("指标")]): r for r in rows[1:]}
+    for ctx in ctxs:
+        for ind in ctx["county_indicators"]:
+            r = got[(ind["county_code"], ind["name_zh"])]
+            assert r[head.index("样本分子")] == pytest.approx(ind["numerator"])
+            assert r[head.index("样本比率")] == pytest.approx(ind["official"])
+    text = " ".join(c for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for c in row
+                    if isinstance(c, str))           # text cells (a float's digits are no ID number)
+    assert find_personal_data(text) == []
+
+
+def test_cli_report(rendered, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from tpa.cli import cli
+
+    runner = CliRunner()
+    res = runner.invoke(cli, ["report", "-w", str(rendered["ws"].path)])
+    assert res.exit_code != 0 and "--province" in str(res.exception) + res.output
+    res = runner.invoke(cli, ["report", "-w", str(rendered["ws"].path), "--province", "山西", "--workers", "1",
+                              "--out", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["provinces"][0]["status"] == "insufficient"
+    assert Path(out["provinces"][0]["path"]).is_file()
