@@ -199,6 +199,12 @@ def _parse_datetimes(raw: pd.Series, text: pd.Series) -> pd.Series:
     return out
 
 
+def _int_array(f: np.ndarray) -> pd.arrays.IntegerArray:
+    """Nullable integers from whole floats (NaN = missing), without pandas' checked float conversion."""
+    miss = np.isnan(f)
+    return pd.arrays.IntegerArray(np.where(miss, 0, f).astype("int64"), miss)
+
+
 def coerce_column(raw: pd.Series, v: Variable):
     """(typed column, missing mask, bad mask, bad_kind) for one variable. ``bad`` = present but unusable."""
     t = v.type
@@ -228,8 +234,7 @@ def coerce_column(raw: pd.Series, v: Variable):
             big = np.abs(f) > 2 ** 53
             bad |= big
             f[big] = np.nan
-            typed = pd.array(f, dtype="Float64").astype("Int64") if len(f) else pd.array([], dtype="Int64")
-            typed = pd.Series(typed, index=raw.index)
+            typed = pd.Series(_int_array(f), index=raw.index)
         else:
             typed = pd.Series(f, index=raw.index, dtype="float64")
     elif t == "select_one":
@@ -249,7 +254,7 @@ def coerce_column(raw: pd.Series, v: Variable):
             ok = np.isin(f, code_values)
             bad = ~missing & ~ok
             f = np.where(ok, f, np.nan)
-            typed = pd.Series(pd.array(f, dtype="Float64").astype("Int64"), index=raw.index)
+            typed = pd.Series(_int_array(f), index=raw.index)
         else:
             ok = text.isin(codes).to_numpy()
             typed = text.where(ok)
@@ -717,10 +722,30 @@ def _isin(values: np.ndarray, allowed) -> np.ndarray:
     return pc.is_in(_arrow_text(values), value_set=value_set).to_numpy(zero_copy_only=False).astype(bool)
 
 
+def _is_arrow_text(s) -> bool:
+    return isinstance(s, pd.Series) and getattr(s.array, "_pa_array", None) is not None
+
+
+def _duplicated(codes: np.ndarray) -> np.ndarray:
+    """True for every row whose code appeared on an earlier row."""
+    dup = np.ones(len(codes), dtype=bool)
+    if len(codes):
+        _, first = np.unique(codes, return_index=True)
+        dup[first] = False
+    return dup
+
+
 def _shared_codes(*arrays: np.ndarray) -> tuple[list[np.ndarray], int]:
     """Integer codes for key texts of several tables, equal texts getting equal codes (Arrow hashing)."""
     import pyarrow as pa
-    enc = pa.chunked_array([_arrow_text(a) for a in arrays], type=pa.string()).dictionary_encode()
+    import pyarrow.compute as pc
+    parts = []
+    for a in arrays:
+        if _is_arrow_text(a):
+            parts.extend(c.cast(pa.string()) for c in pc.fill_null(a.array._pa_array, "").chunks)
+        else:
+            parts.append(_arrow_text(a))
+    enc = pa.chunked_array(parts, type=pa.string()).dictionary_encode()
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in enc.chunks]).astype("int64") \
         if enc.num_chunks else np.zeros(0, dtype="int64")
     out, start = [], 0
@@ -740,13 +765,18 @@ def _first_rows(keys: pd.Series, rows: np.ndarray) -> np.ndarray:
 def _check_duplicates(tab: _Table, cols: list[str], issues: _Issues, sheet: str, rule: str, what: str, fix: str):
     if any(c not in tab.typed for c in cols):
         return
-    frame = pd.DataFrame({c: tab.typed[c].reset_index(drop=True) for c in cols})
-    complete = frame.notna().all(axis=1).to_numpy()
-    dup = frame.duplicated(keep="first").to_numpy() & complete
+    complete = np.ones(tab.n, dtype=bool)
+    group = np.zeros(tab.n, dtype="int64")
+    for c in cols:
+        col = tab.typed[c].reset_index(drop=True)
+        complete &= col.notna().to_numpy()
+        (codes,), ncodes = _shared_codes(col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
+                                         if not _is_arrow_text(col) else col)
+        group = group * (ncodes + 1) + codes
+    dup = _duplicated(group) & complete
     if not dup.any():
         return
-    group = frame.groupby(cols, sort=False, dropna=False).ngroup()
-    first = _first_rows(group, tab.rows)
+    first = _first_rows(pd.Series(group), tab.rows)
     pos = np.flatnonzero(dup)
     msg = (pd.Series([f"{what}与第 "] * len(pos), dtype=object) + pd.Series(first[pos]).astype(str)
            + " 行重复").to_numpy(dtype=object)
@@ -903,11 +933,11 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
     _check_duplicates(tab, [cb.key], issues, "main", "duplicate", "此户（户编码相同）" if cb.key == "household_id"
                       else "此村（村代码相同）", "同一户（村）只保留一行：删除重复的行，或改正录错的编码")
     if "head_id_number" in tab.typed and cb.key in tab.typed:
-        key_dup = tab.typed[cb.key].duplicated(keep="first").to_numpy()
+        key_dup = _duplicated(_shared_codes(tab.keys_text)[0][0])
         hid = tab.typed["head_id_number"].reset_index(drop=True)
         valid = hid.notna().to_numpy() & ~key_dup
         dup = np.zeros(tab.n, dtype=bool)
-        dup[valid] = hid[valid].duplicated(keep="first").to_numpy()
+        dup[valid] = _duplicated(_shared_codes(hid[valid].reset_index(drop=True))[0][0])
         if dup.any():
             first = _first_rows(hid.where(valid, None).astype(str), tab.rows)
             pos = np.flatnonzero(dup)
