@@ -760,7 +760,7 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
             again = con.execute("SELECT import_id, rows_in, time FROM audit_log WHERE sha256 = ? AND status = "
                                 "'imported' ORDER BY import_id LIMIT 1", (result.sha256,)).fetchone()
             if again is None:
-                con.execute("PRAGMA cache_size = -131072")     # 128 MB: index pages of large imports
+                con.execute("PRAGMA cache_size = -32768")      # 32 MB: index pages of large imports
                 cur = con.execute(
                     "INSERT INTO audit_log (file, path, sha256, size, time, user, instrument, format, encoding, "
                     "status) VALUES (?,?,?,?,?,?,?,?,?, 'importing')",
