@@ -482,7 +482,7 @@ class _FileImport:
                 with np.errstate(over="ignore"):
                     roster_u = (roster_u ^ (add + np.uint64(st.hash_text(g)))) * np.uint64(1099511628211)
 
-        cur = _lookup_current(self.con, self.table, self.key, list(unit.index), self.roster)
+        cur = _lookup_current(self.con, self.table, self.key, keys.iloc[ok_pos].tolist(), self.roster)
         cur = cur.drop_duplicates("_key").set_index("_key")
         unit_signed = st.signed(unit.to_numpy(dtype=np.uint64))
         roster_signed = st.signed(roster_u)
