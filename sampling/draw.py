@@ -582,20 +582,27 @@ def _household_groups(stage, units, stratum, methods, rng, selected, pi):
             raise FrameError("the household register has no group_no column (村民小组)", column="group_no",
                              code="missing_column",
                              fix=f"add group_no, or remove groups = {s.groups} from stratum {s.name!r}")
-        pairs = units[["village_code", "group_no"]].drop_duplicates().sort_values(["village_code", "group_no"])
-        vcode, _ = pd.factorize(pairs["village_code"], sort=True)
-        G_v = np.bincount(vcode)
-        key = rng.random(len(pairs))
-        r = _group_rank(vcode.astype(np.int64), key)
-        chosen = pairs.loc[r < s.groups, ["village_code", "group_no"]]
+        # (village, group) pairs as integers: village rank × width + group number, sorted as (village, group)
+        vr = np.unique(_int_codes(units["village_code"]), return_inverse=True)[1].astype(np.int64)
+        g = pd.to_numeric(units["group_no"], errors="coerce").fillna(-1).to_numpy(dtype=np.int64)
+        width = int(g.max()) + 2 if len(g) else 2
+        pair = vr * width + (g + 1)
+        uniq, inv = np.unique(pair, return_inverse=True)
+        pair_village = uniq // width
+        G_v = np.bincount(pair_village)
+        key = rng.random(len(uniq))
+        r = _group_rank(pair_village, key)
+        chosen = r < s.groups
         in_k = stratum == k
-        hit = pd.MultiIndex.from_frame(units[["village_code", "group_no"]]).isin(
-            pd.MultiIndex.from_frame(chosen))
-        selected[in_k] = hit[in_k]
-        prob = pd.Series(np.minimum(s.groups, G_v) / G_v, index=np.sort(pairs["village_code"].unique()))
-        pi[in_k] = prob.reindex(units["village_code"].to_numpy()[in_k]).to_numpy()
-        info[s.name] = {"groups_taken": chosen.assign(group_no=chosen["group_no"].astype(str))
-                        .groupby("village_code")["group_no"].agg(" ".join).to_dict()}
+        selected[in_k] = chosen[inv][in_k]
+        pi[in_k] = (np.minimum(s.groups, G_v) / G_v)[pair_village[inv]][in_k]
+        first = np.unique(inv, return_index=True)[1]             # a unit of every pair, for its codes
+        vcodes = units["village_code"].to_numpy(dtype=object)[first]
+        taken = {}
+        for v, grp, c in zip(vcodes, uniq % width - 1, chosen):
+            if c:
+                taken.setdefault(v, []).append(str(grp))
+        info[s.name] = {"groups_taken": {v: " ".join(x) for v, x in taken.items()}}
     return info
 
 
