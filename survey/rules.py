@@ -22,8 +22,9 @@ Keys not in the shipped file yet (read with these defaults; the lead owns ``asse
 
 * ``[review] unreviewed = "confirmed"``: a case the supervisor has not reviewed counts as confirmed;
   ``"suspected"`` shows it as suspected only.
-* ``[estimation] rate_ci = "korn-graubard-truncated"``: the interval of the indicator rates (see
-  ``survey.indicators``); ``logit``, ``wilson``, ``clopper-pearson``, ``wald`` or ``t`` on request.
+* ``[estimation] rate_ci = "logit-truncated"``: the interval of the indicator rates (see
+  ``survey.indicators``); ``korn-graubard-truncated``, ``wilson-truncated``, ``logit``, ``wilson``,
+  ``clopper-pearson``, ``wald`` or ``t`` on request.
 * ``[assessment] indicators = [...]``: the indicators of a provincial variant (regime C); A and B have theirs.
 * ``[satisfaction] type_weights`` keys are ``register_status`` codes, e.g. ``{"1" = 0.4, "2" = 0.1, ...}``.
 """
@@ -51,7 +52,8 @@ REGIME_INDICATORS = {
 }
 INCIDENCE_DENOMINATORS = ("rural_population", "agricultural_hukou", "rural_hukou", "rural_resident")
 MISSED_DENOMINATORS = ("village_nonregistered", "surveyed_nonregistered")
-RATE_CI = ("korn-graubard-truncated", "logit", "wilson", "clopper-pearson", "wald", "t")
+RATE_CI = ("logit-truncated", "korn-graubard-truncated", "wilson-truncated", "logit", "wilson", "clopper-pearson",
+           "korn-graubard", "wald", "t")
 # the sections of the configuration that scoring and indicators read; their content is hashed
 RULE_SECTIONS = ("assessment", "regions", "poverty_line", "production_costs", "guarantees", "red_lines",
                  "fell_back", "satisfaction", "thresholds", "incidence", "estimation", "review")
@@ -115,7 +117,7 @@ class Rules:
     missed_denominator: str = "village_nonregistered"
     level: float = 0.95
     prop_ci: str = "logit"
-    rate_ci: str = "korn-graubard-truncated"
+    rate_ci: str = "logit-truncated"
     df_normal: bool = False
     lonely_psu: str = "fail"
     unreviewed: str = "confirmed"
@@ -200,10 +202,10 @@ class Rules:
         level = e.get("level", 0.95)
         if not isinstance(level, (int, float)) or not 0.5 <= level < 1:
             _fail("estimation.level", f"{level!r} is not a confidence level", "set level = 0.95")
-        rate_ci = e.get("rate_ci", "korn-graubard-truncated")
+        rate_ci = e.get("rate_ci", "logit-truncated")
         if rate_ci not in RATE_CI:
             _fail("estimation.rate_ci", f"must be one of {', '.join(RATE_CI)}, not {rate_ci!r}",
-                  'set rate_ci = "korn-graubard-truncated"')
+                  'set rate_ci = "logit-truncated"')
         review = config.get("review", {}) or {}
         unreviewed = review.get("unreviewed", "confirmed")
         if unreviewed not in ("confirmed", "suspected"):

@@ -65,11 +65,29 @@ def test_design_based_estimates_agree_with_r_survey(by):
         assert hi == pytest.approx(min(row.ci_high, 1.0), abs=1e-6), (code, i.key)
 
 
-def test_default_rate_interval_is_korn_graubard_truncated_at_the_households():
+def test_default_rate_interval_is_logit_with_the_design_effect_truncated_at_one():
+    d, v, scores, sample = fixture_inputs()
+    for county in ("520102", "520103", "410102"):
+        (i,) = [x for x in indicators_from_scores(scores, sample, Rules.defaults(), populations=v,
+                                                  keys=("wrongly_exited_rate",)) if x.county_code == county]
+        p, V, df = i.estimate, i.se ** 2, i.df
+        c = d[(d.county_code == county) & (d.purposive == 0)]
+        n = int((c.register_status == 1).sum())
+        V = max(V, p * (1 - p) / n)                     # binomial variance of the n sampled exited households
+        from scipy import stats
+
+        h = stats.t.ppf(0.975, df) * math.sqrt(V) / (p * (1 - p))
+        logit = math.log(p / (1 - p))
+        assert i.ci_low == pytest.approx(1 / (1 + math.exp(-(logit - h))), rel=1e-9)
+        assert i.ci_high == pytest.approx(1 / (1 + math.exp(-(logit + h))), rel=1e-9)
+
+
+def test_korn_graubard_truncated_interval_by_hand():
     from scipy import stats
 
     d, v, scores, sample = fixture_inputs()
-    (i,) = [x for x in indicators_from_scores(scores, sample, Rules.defaults(), populations=v,
+    kg = Rules.defaults(estimation={"rate_ci": "korn-graubard-truncated"})
+    (i,) = [x for x in indicators_from_scores(scores, sample, kg, populations=v,
                                               keys=("wrongly_exited_rate",)) if x.county_code == "520103"]
     # by hand: n_eff = p(1−p)/max(V, p(1−p)/n) · (t_{n−1}/t_df)², limits from the beta distribution
     p, V, df = i.estimate, i.se ** 2, i.df
