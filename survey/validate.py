@@ -167,9 +167,15 @@ def _parse_datetimes(raw: pd.Series, text: pd.Series) -> pd.Series:
     present = text.notna()
     if not present.any():
         return out
-    t = text[present].str.replace("年", "-", regex=False).str.replace("月", "-", regex=False) \
-        .str.replace("日", " ", regex=False).str.strip()
-    has_tz = t.str.contains(_TZ_SUFFIX, regex=True).fillna(False).to_numpy(dtype=bool)
+    t = text[present]
+    if t.str.contains("年", regex=False).any():
+        t = t.str.replace("年", "-", regex=False).str.replace("月", "-", regex=False) \
+            .str.replace("日", " ", regex=False).str.strip()
+    # Only ISO texts with an offset end in Z or +hh:mm; test the cheap last-character case first.
+    maybe_tz = t.str.contains(r"(?:Z|\d\d:?\d\d)$", regex=True) & t.str.contains("T", regex=False)
+    has_tz = np.zeros(len(t), dtype=bool)
+    if maybe_tz.any():
+        has_tz = t.str.contains(_TZ_SUFFIX, regex=True).fillna(False).to_numpy(dtype=bool)
     if has_tz.any():
         aware = pd.to_datetime(t[has_tz], errors="coerce", utc=True, format="ISO8601")
         out.loc[t.index[has_tz]] = _plausible(aware).to_numpy()
