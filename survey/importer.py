@@ -666,7 +666,7 @@ class _FileImport:
             r.accepted += c["accepted"]
             r.quarantined += c["quarantined"]
             r.duplicates_skipped += c["duplicates_skipped"]
-        r.tables = self.counts
+        r.tables = dict(sorted(self.counts.items(), key=lambda kv: kv[0] != "main"))
         if not r.reconciles:  # pragma: no cover - a bug: refuse to commit a file whose rows do not add up
             raise RuntimeError(f"reconciliation failed for {r.file}: {r.reconciliation()} ({self.counts})")
 
@@ -852,6 +852,14 @@ def _write_report(ws, result: ImportResult, instrument) -> None:
         from .validation_report import write_validation_report
         issues = st.read_issues(ws, result.import_id).drop(columns=["import_id"])
         path = validation_report_path(ws, result.file)
+        con = ws.connect()
+        try:
+            taken = con.execute("SELECT 1 FROM audit_log WHERE report = ? AND file <> ? LIMIT 1",
+                                (str(path), result.file)).fetchone()
+        finally:
+            con.close()
+        if taken:   # another file with the same stem (hh.csv / hh.xlsx): keep both reports
+            path = ws.dir("imports") / f"{result.file}.validation.xlsx"
         cb = load_codebook(instrument) if instrument else load_codebook(result.instrument)
         write_validation_report(issues, path, file_name=result.file, codebook=cb,
                                 counts={"rows": result.rows_in, "accepted": result.accepted,
