@@ -28,8 +28,9 @@ COMPOUND_SURNAMES = frozenset(
 _ID18 = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3})([\dXx])(?![0-9A-Za-z])")
 _ID15 = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{6})(\d{3})(?![0-9A-Za-z])")
 # mobile numbers, optionally +86 and separated by spaces or hyphens; fixed lines with an area code
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})[ -](\d{3,4})(\d{4})(?!\d)")
+# (not inside a longer run of letters and digits: a hash or a code is no phone number)
+_MOBILE = re.compile(r"(?<![0-9A-Za-z])(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?![0-9A-Za-z])")
+_LANDLINE = re.compile(r"(?<![0-9A-Za-z])(0\d{2,3})[ -](\d{3,4})(\d{4})(?![0-9A-Za-z])")
 
 
 def _plausible_birth(yyyymmdd: str) -> bool:

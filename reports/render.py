@@ -331,7 +331,12 @@ def render_many(jobs: list[tuple[dict, str | Path]], *, workers: int | None = No
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    # forkserver: workers fork from a clean server process (the parent may hold Arrow/SQLite threads, which
+    # make a plain fork unsafe); the server imports WeasyPrint and matplotlib once, so workers start fast
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        ctx.set_forkserver_preload(["reports.render", "reports.charts", "weasyprint", "matplotlib.pyplot"])
     # largest documents first so that the last worker is not left with the longest one
     order = sorted(range(len(jobs)), key=lambda k: -len(views[k].get("county_indicators") or []))
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .formatting import official_display, threshold_text, verdict_text
-from .masking import mask_record
+from .masking import mask_record, scrub_text
 
 IND_COLS = [("省份", "province"), ("县代码", "county_code"), ("县", "county"), ("指标", "name_zh"),
             ("口径", "unit_zh"), ("样本分子", "numerator"), ("样本分母", "denominator"), ("样本比率", "official"),
@@ -93,9 +93,10 @@ def write_indicator_tables(contexts: list[dict], path, *, national: dict | None 
                               "phone": m.get("phone"), "reasons": "；".join(m.get("reasons") or []),
                               "review": m.get("review")})
         for f in ctx.get("data_quality") or []:
-            q_rows.append({"province": pname, **{k: f.get(k) for k in ("file", "rows_in", "accepted", "quarantined",
+            q_rows.append({"province": pname, **{k: f.get(k) for k in ("rows_in", "accepted", "quarantined",
                                                                           "errors", "warnings")},
-                           "top": "；".join(f"{p['rule']}（{p['count']}）" for p in f.get("top_problems") or [])})
+                           "file": scrub_text(f.get("file", "")),
+                           "top": scrub_text("；".join(f"{p['rule']}（{p['count']}）" for p in f.get("top_problems") or []))})
     sheet("省级指标", [c for c in IND_COLS if c[1] not in ("county_code", "county")], prov_rows)
     sheet("县级指标", IND_COLS, county_rows)
     sheet("样本构成", [("省份", "province"), ("户类型", "label"), ("抽取户数", "sampled"), ("完成户数", "interviewed"),
