@@ -850,6 +850,8 @@ def _column_checks(cb, tab: _Table, issues: _Issues, sheet: str, label: str, row
     known = set(tab.variables) | {"_row"}
     for c in tab.raw.columns:
         if c not in known and not c.startswith("_") and c not in _PLATFORM_COLUMNS:
+            if _clean_text(tab.raw[c]).isna().all():
+                continue   # an empty column (a question of the other household questionnaire): nothing lost
             issues.add_file_level(sheet=sheet, rule="unknown_column", rule_zh=BUILTIN_RULES["unknown_column"][0],
                                   severity="warning", field=c,
                                   message=f"{label}有问卷中没有的列 {c}，未检查",

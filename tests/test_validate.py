@@ -353,3 +353,11 @@ def test_numeric_columns_as_stat_files_deliver_them():
     assert got == [(3, "declared_size", "type"), (4, "register_status", "choice")], got
     assert res.issues.set_index("rule").loc["type", "value"] == "2.5"
     assert res.main["register_status"].tolist()[:2] == [1, 1]
+
+
+def test_empty_columns_of_the_other_questionnaire_are_not_reported():
+    main, roster = households(2, status=5)
+    main["exit_year"] = None    # a column of the registered questionnaire, left empty
+    res = validate("hh_nonregistered", main.drop(columns=["causes", "sat_exit", "exit_year_income_pc"]),
+                   {"members": roster})
+    assert res.issues.empty, res.issues.to_string()
