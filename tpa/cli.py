@@ -49,7 +49,7 @@ for module in (commands_sampling, commands_sample, commands_codebook, commands_i
 
 def main(argv=None) -> int:
     try:
-        cli.main(args=argv, prog_name="tpa", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="tpa", standalone_mode=False)
     except TpaError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         click.echo(f"internal error: {type(exc).__name__}: {exc}. Set TPA_DEBUG=1 for the traceback "
                    "and report it.", err=True)
         return 70
-    return 0
+    # a verb may return an exit code (e.g. 1 for "checked, and found problems")
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
 
 
 if __name__ == "__main__":
