@@ -25,7 +25,7 @@ from sampling.geography import PROVINCES, province_name, resolve_provinces
 # all 22 provinces run in about two minutes on two cores; every step is the same code the CLI runs.
 DEMO_COUNTIES_PER_PROVINCE = 1
 DEMO_VILLAGES_PER_COUNTY = 60
-DEMO_TEAMS_PER_COUNTY = 2
+DEMO_TEAMS_PER_COUNTY = 1
 DEMO_YEAR = 2019
 
 

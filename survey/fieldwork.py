@@ -642,6 +642,7 @@ def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: s
     free = np.ones(n, dtype=bool)
     size = ans["declared_size"].to_numpy()
     out, dropped = [], []
+    existing = None
 
     def pick(ok) -> int | None:
         for p in order:
@@ -688,7 +689,10 @@ def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: s
                 ans.at[idx, "interview_start"], ans.at[idx, "interview_end"] = e, s
                 m.field, m.value = "interview_end", f"{s} / {e}"
             elif kind == "unknown_household":
-                wrong = _typo_id(hid, taken | set(ans["household_id"].astype(str)))
+                if existing is None:  # built once: a set of every id per mistake was most of the run time
+                    existing = taken | set(ans["household_id"].astype(str))
+                wrong = _typo_id(hid, existing)
+                existing.add(wrong)
                 ans.at[idx, "household_id"] = wrong
                 members.loc[mrows, "household_id"] = wrong
                 if "person_id" in members.columns:
