@@ -78,28 +78,26 @@ def find_source_font(weight: str = "regular") -> Path:
                           "TPA_CJK_FONT_BOLD to a Noto Sans CJK .ttc/.otf file")
 
 
-def gb2312_hanzi() -> str:
-    """The 6,763 hanzi of GB2312 (level 1: rows 16–55, level 2: rows 56–87)."""
+def _gb2312_rows(first: int, last: int) -> str:
+    """Every character of GB2312 rows ``first``..``last`` (lead bytes 0xA0 + row)."""
     out = []
-    for hi in range(0xB0, 0xF8):
+    for hi in range(0xA0 + first, 0xA0 + last + 1):
         for lo in range(0xA1, 0xFF):
             try:
                 out.append(bytes((hi, lo)).decode("gb2312"))
             except UnicodeDecodeError:
                 pass
     return "".join(out)
+
+
+def gb2312_hanzi() -> str:
+    """The 6,763 hanzi of GB2312 (level 1: rows 16–55, level 2: rows 56–87)."""
+    return _gb2312_rows(16, 87)
 
 
 def gb2312_symbols() -> str:
     """Rows 1–9 of GB2312: punctuation, numerals, Greek, Cyrillic, kana, box drawing."""
-    out = []
-    for hi in range(0xA1, 0xAA):
-        for lo in range(0xA1, 0xFF):
-            try:
-                out.append(bytes((hi, lo)).decode("gb2312"))
-            except UnicodeDecodeError:
-                pass
-    return "".join(out)
+    return _gb2312_rows(1, 9)
 
 
 def template_chars() -> str:
