@@ -14,11 +14,10 @@ questionnaire for every sampled village from the village frame.
 
 Teams. Each county's sampled villages are split into ``teams_per_county`` teams (whole villages, in code order).
 Teams take a format in rotation: SAV, XLSX, GBK-encoded CSV, ODK Central ZIP. One file per team and instrument
-(hh_registered, hh_nonregistered, village). A CSV or SAV file holds one table, and the importer has no way to take
-a roster from a second file (survey.readers: only XLSX sheets and ZIP repeat tables reach it as repeats), so the
-household questionnaires of a SAV team are delivered as the XLSX of its data-entry workbook and those of a CSV
-team as its ODK ZIP (``HOUSEHOLD_FORMAT``); the village questionnaire, which has no roster, is in the team's own
-format.
+(hh_registered, hh_nonregistered, village). A CSV or SAV file holds one table, so a SAV or CSV team delivers each
+household questionnaire as two files, the household file and its members file (``<name>.sav`` +
+``<name>_members.sav``; GBK CSV likewise), which the importer pairs into one unit (``HOUSEHOLD_FORMAT``); the
+village questionnaire, which has no roster, is one file in the team's own format.
 
 Refusals. A share ``refusal_rate`` of the sampled households refuse; the team interviews the next reserve
 (``reserve_order``) of the same village and household stratum instead. Every refusal is logged with its
@@ -56,7 +55,7 @@ from .errors import SurveyError
 
 TEAM_FORMATS = ("sav", "xlsx", "csv", "odk")
 # Formats that carry the roster with the household: a SAV/CSV team's household questionnaires come in these.
-HOUSEHOLD_FORMAT = {"sav": "xlsx", "xlsx": "xlsx", "csv": "odk", "odk": "odk"}
+HOUSEHOLD_FORMAT = {"sav": "sav", "xlsx": "xlsx", "csv": "csv", "odk": "odk"}
 EXTENSION = {"sav": ".sav", "xlsx": ".xlsx", "csv": ".csv", "odk": ".zip"}
 MISTAKE_KINDS = ("id_number_typo", "out_of_range", "duplicate_household", "missing_member", "end_before_start",
                  "unknown_household")
@@ -404,6 +403,8 @@ def _write_sav(path: Path, df: pd.DataFrame, cb) -> None:
         elif v is not None and v.type == "date":
             out[c] = [None if x is None else x for x in
                       (pd.to_datetime(s).dt.date.astype(object).where(s.notna(), None))]
+        elif v is not None and v.type == "datetime":
+            out[c] = pd.to_datetime(s).astype("datetime64[ns]")
         else:
             out[c] = pd.to_numeric(s, errors="coerce").astype("float64")
             if v is not None and v.type == "select_one" and v.choices:
@@ -572,19 +573,40 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
             mem = rosters_of.get((i, instrument), members.iloc[:0]) \
                 .reindex(columns=list(cb.repeats["members"].variables))
             dups = sel["household_id"].isin(dup_ids).to_numpy()
+            mem_name = None
             if fmt == "xlsx":
                 main_out = main.iloc[np.repeat(np.arange(len(main)), np.where(dups, 2, 1))]
                 _write_xlsx(path, [(instrument, main_out), ("members", mem)], created)
                 enc, n_main, n_mem = None, len(main_out), len(mem)
+            elif fmt in ("sav", "csv"):
+                # two files, the household file and its members file (the importer pairs them)
+                main_out = main.iloc[np.repeat(np.arange(len(main)), np.where(dups, 2, 1))]
+                mem_name = f"{t.county_code}_team{t.index}_{instrument}_members{EXTENSION[fmt]}"
+                if fmt == "sav":
+                    _write_sav(path, main_out, cb)
+                    _write_sav(out / mem_name, mem, cb.repeats["members"])
+                    enc = mem_enc = None
+                else:
+                    enc = _write_csv_gbk(path, main_out)
+                    mem_enc = _write_csv_gbk(out / mem_name, mem)
+                n_main, n_mem = len(main_out), len(mem)
             else:
                 n_main, n_mem = _write_odk(path, instrument, main, mem, cb, dups, rng_key)
                 enc = "utf-8"
             mine = mistakes_of.get((i, instrument), [])
             for m in mine:
-                m.file, m.instrument = name, instrument
-            summary.files.append(FieldworkFile(str(path), name, fmt, enc, team_name, t.format, t.county_code,
-                                               instrument, int(len(sel)), int(n_main), int(n_mem),
-                                               dict(Counter(m.kind for m in mine))))
+                m.file, m.instrument = (mem_name if mem_name and m.sheet == "members" else name), instrument
+            if mem_name is None:
+                summary.files.append(FieldworkFile(str(path), name, fmt, enc, team_name, t.format, t.county_code,
+                                                   instrument, int(len(sel)), int(n_main), int(n_mem),
+                                                   dict(Counter(m.kind for m in mine))))
+            else:
+                summary.files.append(FieldworkFile(str(path), name, fmt, enc, team_name, t.format, t.county_code,
+                                                   instrument, int(len(sel)), int(n_main), 0,
+                                                   dict(Counter(m.kind for m in mine if m.file == name))))
+                summary.files.append(FieldworkFile(str(out / mem_name), mem_name, fmt, mem_enc, team_name, t.format,
+                                                   t.county_code, instrument, int(len(sel)), 0, int(n_mem),
+                                                   dict(Counter(m.kind for m in mine if m.file == mem_name))))
         # the village questionnaire of the team's villages, in the team's own format
         cbv = cbs["village"]
         vrows = vframe.loc[[v for v in t.villages if v in vframe.index]].reset_index()

@@ -18,6 +18,9 @@ are both errors (validate) when they fall in the same chunk; across chunks the l
 A file that cannot be imported at all (unreadable, empty, wrong encoding, wrong instrument, title rows, merged
 cells, over-long cells) raises ImportFileError inside the transaction: nothing of it is stored, and a 'rejected'
 row is written to the audit log afterwards. The same file again (same sha256) changes nothing: status 'unchanged'.
+
+A household file and its members file delivered apart (SPSS/Stata/CSV teams: hh.sav + members.sav) are paired by
+import_files and imported as one unit: one transaction, one audit entry, one result per file (see import_files).
 """
 from __future__ import annotations
 
@@ -201,6 +204,12 @@ def choose_codebook(columns, head_rows, first_chunk: pd.DataFrame | None, instru
     (bscore, _), best = scored[0]
     if bscore < MATCH_THRESHOLD:
         _header_rows_check(cands, head_rows, path)
+        group = _roster_group(cands.values(), columns)
+        if group is not None:
+            raise ImportFileError(
+                f"this is a roster file ({group[1].name}: {', '.join(group[1].key)}) of {group[0].label_zh} "
+                f"({_instrument_name(group[0])}) without its household file", code="roster_without_household",
+                file=path, fix="import it together with its household file, e.g. tpa import hh.sav members.sav")
         hint = (f" If the column names look garbled, the encoding is wrong (read as {encoding}): give it with "
                 "--encoding." if encoding else "")
         raise ImportFileError(
@@ -220,6 +229,22 @@ def choose_codebook(columns, head_rows, first_chunk: pd.DataFrame | None, instru
                               column=best.key, fix=f"add the column {best.key} ({best.label_zh}的编码) and "
                                                    "import again")
     return best
+
+
+def _roster_group(cbs, columns):
+    """(codebook, repeat group) when the columns are those of a codebook's repeat group (e.g. members: household_id,
+    member_no, name, ...) rather than of a main table; None otherwise."""
+    cbs = list(cbs)
+    if not cbs or max(_score(c, columns)[0] for c in cbs) >= MATCH_THRESHOLD:
+        return None
+    cols = {str(c).strip() for c in columns}
+    best = None
+    for cb in cbs:
+        for g in cb.repeats.values():
+            sc = g.match_score(cols)
+            if sc >= MATCH_THRESHOLD and all(k in cols for k in g.key[:1]) and (best is None or sc > best[0]):
+                best = (sc, cb, g)
+    return None if best is None else (best[1], best[2])
 
 
 def _header_rows_check(cands, head_rows, path) -> None:
@@ -313,6 +338,8 @@ class _FileImport:
         self.import_id = result.import_id
         self.counts = {}
         self.issue_rows = 0
+        self.paired = getattr(source, "paired_repeats", {})     # {group name: roster file name} (a file pair)
+        self.issue_counts = {}                                  # {sheet: [errors, warnings]}
 
     # ---- counting
     def _count(self, table: str, **kw) -> None:
@@ -620,7 +647,8 @@ class _FileImport:
                 rs = [{"rule": "household_error", "rule_zh": "同户有错误", "field": None, "value": None,
                        "message_zh": "同一户的其他行（主表或成员表）有错误，整户隔离",
                        "fix_zh": "改正该户标出的错误后重新导入整户"}]
-            out.append((self.import_id, self.file if sheet == "main" and label == self.src.main_name else
+            out.append((self.import_id, label if label in self.paired.values() else
+                        self.file if sheet == "main" and label == self.src.main_name else
                         f"{self.file}:{label}" if label != self.file else self.file, label, row,
                         keys.iloc[p] or None, self.instrument, payload, json.dumps(rs, ensure_ascii=False)))
         self.con.executemany("INSERT INTO quarantine (import_id, file, sheet, row, key, instrument, payload, reasons)"
@@ -648,6 +676,15 @@ class _FileImport:
         sev = issues["severity"].astype(str)
         self.r.errors += int((sev == "error").sum())
         self.r.warnings += int((sev == "warning").sum())
+        if self.paired:   # a roster from its own file: its problems name that file (rows are that file's rows)
+            issues = issues.copy()
+            sheet = issues["sheet"].astype(object)
+            for g, fname in self.paired.items():
+                mine = (sheet == g).to_numpy()
+                issues.loc[mine, "file"] = fname
+                c = self.issue_counts.setdefault(g, [0, 0])
+                c[0] += int((mine & (sev == "error").to_numpy()).sum())
+                c[1] += int((mine & (sev == "warning").to_numpy()).sum())
         cols = st.ISSUE_COLUMNS
         frame = issues[cols].astype(object).where(issues[cols].notna(), None)
         rows = []
@@ -677,12 +714,15 @@ def chunk_reps_raw(rep_in, g):
 
 # ================================================================================================ public API
 def import_file(ws, path, *, instrument=None, encoding=None, progress=None,
-                chunk_rows: int = DEFAULT_CHUNK_ROWS, write_report: bool = True) -> ImportResult:
-    """Import one file; raises ImportFileError (after logging the rejection) when it cannot be imported."""
+                chunk_rows: int = DEFAULT_CHUNK_ROWS, write_report: bool = True, roster=None) -> ImportResult:
+    """Import one file; raises ImportFileError (after logging the rejection) when it cannot be imported.
+
+    roster: (path, group name) of a roster file delivered apart from this household file (SPSS/Stata/CSV teams
+    send hh.sav + members.sav); the two are imported as one unit (see import_files)."""
     path = Path(path)
     result = ImportResult(file=path.name, path=str(path))
     try:
-        _import(ws, path, result, instrument, encoding, progress, chunk_rows)
+        _import(ws, path, result, instrument, encoding, progress, chunk_rows, roster)
     except ImportFileError as exc:
         if exc.file is None:
             exc.file = str(path)
@@ -704,29 +744,153 @@ def import_files(ws, paths, *, instrument=None, encoding=None, progress=None,
     status 'rejected' and ``error`` (the ImportFileError as a dict); the others are imported regardless.
 
     instrument: a shipped instrument name or a codebook file (default: detected from the columns); encoding: of
-    CSV/tab files (default: detected); progress: called as ``progress(file_name, rows_read_so_far)`` per chunk."""
+    CSV/tab files (default: detected); progress: called as ``progress(file_name, rows_read_so_far)`` per chunk.
+
+    Roster files: a file whose columns are a codebook's repeat group (members: household_id, member_no, name, ...)
+    and not a main table is imported together with the household file of the same call whose household_ids it
+    references (SPSS/Stata/CSV teams deliver hh.sav + members.sav). The pair is ONE unit: one transaction, one
+    audit-log entry (under the household file; its sha256 is that of both files, so the same pair again is
+    'unchanged' and a corrected members file is a new import), one validation report (roster problems name the
+    members file and its row). Each file still gets its own result, which reconciles on its own: the household
+    file's result counts its main table, the members file's result its roster rows (same import_id). A roster file
+    without its household file is rejected (code roster_without_household)."""
+    paths = list(paths)
+    pairs, partner_of = _pair_rosters(paths, instrument, encoding) if len(paths) > 1 else ({}, {})
     out = []
     for p in paths:
+        if p in partner_of:
+            continue        # imported with its household file
         try:
-            out.append(import_file(ws, p, instrument=instrument, encoding=encoding, progress=progress,
-                                   chunk_rows=chunk_rows, write_report=write_report))
+            r = import_file(ws, p, instrument=instrument, encoding=encoding, progress=progress,
+                            chunk_rows=chunk_rows, write_report=write_report, roster=pairs.get(p))
+            out.append(r)
+            if p in pairs:
+                out.append(_split_roster_result(r, pairs[p]))
         except ImportFileError as exc:
-            res = ImportResult(file=Path(p).name, path=str(p), status="rejected", error=exc.to_dict(), errors=1)
-            res.messages.append(str(exc))
-            try:
-                res.sha256 = _sha256(Path(p)) if Path(p).is_file() else None
-                res.size = Path(p).stat().st_size if Path(p).is_file() else None
-            except Exception:  # pragma: no cover
-                pass
-            out.append(res)
+            out.append(_rejected_result(p, exc))
+            if p in pairs:
+                rp = pairs[p][0]
+                err = ImportFileError(f"not imported: its household file {Path(p).name} was rejected ({exc})",
+                                      code="household_file_rejected", file=rp,
+                                      fix=f"correct {Path(p).name} and import the two files again together")
+                out.append(_rejected_result(rp, err))
     return out
 
 
-def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress, chunk_rows) -> None:
+def _rejected_result(p, exc) -> ImportResult:
+    res = ImportResult(file=Path(p).name, path=str(p), status="rejected", error=exc.to_dict(), errors=1)
+    res.messages.append(str(exc))
+    try:
+        res.sha256 = _sha256(Path(p)) if Path(p).is_file() else None
+        res.size = Path(p).stat().st_size if Path(p).is_file() else None
+    except Exception:  # pragma: no cover
+        pass
+    return res
+
+
+def _pair_rosters(paths, instrument, encoding):
+    """({household path: (roster path, group name)}, {roster path: household path}) for the roster files of a call."""
+    from .codebook import INSTRUMENTS, load_codebook
+    try:
+        cands = [load_codebook(instrument)] if instrument is not None else [load_codebook(n) for n in INSTRUMENTS]
+    except CodebookError:
+        return {}, {}
+    from .readers import detect_format
+    info = {}
+    for p in paths:
+        try:
+            if detect_format(Path(p)) == "zip":     # ODK / Survey Solutions: the roster is inside already
+                continue
+            src = open_source(Path(p), encoding=encoding)
+            try:
+                cols = list(src.columns)
+            finally:
+                src.close()
+        except Exception:   # unreadable: its own import will say why
+            continue
+        g = _roster_group(cands, cols)
+        mains = [c for c in cands if _score(c, cols)[0] >= MATCH_THRESHOLD and c.key in cols]
+        info[p] = ("roster", g) if g is not None else ("main", mains) if mains else None
+
+    cache = {}
+
+    def keys_of(p, column):
+        if (p, column) not in cache:
+            cache[(p, column)] = _read_keys(p, column)
+        return cache[(p, column)]
+
+    def _read_keys(p, column):
+        src = open_source(Path(p), encoding=encoding)
+        try:
+            out = set()
+            for chunk in src.iter_main(DEFAULT_CHUNK_ROWS):
+                if column in chunk.columns:
+                    out |= set(_key_text(chunk[column])) - {""}
+            return out
+        finally:
+            src.close()
+
+    pairs, partner_of = {}, {}
+    for p, what in info.items():
+        if not what or what[0] != "roster":
+            continue
+        cb, group = what[1]
+        best, best_n = None, 0
+        for q, other in info.items():
+            if q == p or q in pairs or not other or other[0] != "main":
+                continue
+            cbs = [c for c in other[1] if group.name in c.repeats]
+            if not cbs:
+                continue
+            try:
+                n = len(keys_of(p, group.key[0]) & keys_of(q, cbs[0].key))
+            except Exception:
+                continue
+            if n > best_n:
+                best, best_n = q, n
+        if best is not None:
+            pairs[best] = (p, group.name)
+            partner_of[p] = best
+    return pairs, partner_of
+
+
+def _split_roster_result(r: ImportResult, roster) -> ImportResult:
+    """The members file's own result out of the pair's (its roster rows); the household file's keeps the rest."""
+    rpath, gname = Path(roster[0]), roster[1]
+    m = ImportResult(file=rpath.name, path=str(rpath), status=r.status, instrument=r.instrument,
+                     import_id=r.import_id, report=r.report)
+    try:
+        m.sha256, m.size = _sha256(rpath), rpath.stat().st_size
+    except OSError:  # pragma: no cover
+        pass
+    c = r.tables.pop(gname, None)
+    if c is not None:
+        m.tables = {gname: c}
+        m.rows_in, m.accepted = c["rows_in"], c["accepted"]
+        m.quarantined, m.duplicates_skipped = c["quarantined"], c["duplicates_skipped"]
+        r.rows_in -= c["rows_in"]
+        r.accepted -= c["accepted"]
+        r.quarantined -= c["quarantined"]
+        r.duplicates_skipped -= c["duplicates_skipped"]
+    ec = getattr(r, "_roster_issues", {}).get(gname, [0, 0])
+    m.errors, m.warnings = ec
+    r.errors -= ec[0]
+    r.warnings -= ec[1]
+    m.format = getattr(r, "_roster_format", None)
+    m.encoding = getattr(r, "_roster_encoding", None)
+    m.messages.append(f"imported together with its household file {r.file} as one unit (import {r.import_id})")
+    return m
+
+
+def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress, chunk_rows, roster=None) -> None:
     from .readers import detect_format
     detect_format(path)   # existence, emptiness, kind: fails before anything else
     result.size = path.stat().st_size
     result.sha256 = _sha256(path)
+    if roster is not None:   # a household file + its members file: one unit, one hash of both
+        import hashlib
+        detect_format(roster[0])
+        result.sha256 = hashlib.sha256(f"{result.sha256}+{_sha256(Path(roster[0]))}".encode()).hexdigest()
     _ensure_store(ws)
     prior = _prior_import(ws, result.sha256)
     if prior is not None:
@@ -743,6 +907,8 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
         cb = choose_codebook(source.columns, source.head_rows, first, instrument, path, source.encoding)
         result.instrument = _instrument_name(cb)
         _label_warnings(cb, source, result)
+        if roster is not None:
+            _attach_roster(source, cb, Path(roster[0]), roster[1], encoding, chunk_rows, result)
 
         def all_chunks():
             if first is not None:
@@ -769,6 +935,7 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
                 result.import_id = int(cur.lastrowid)
                 job = _FileImport(ws, con, source, cb, result, chunk_rows, progress)
                 job.run(all_chunks())
+                result._roster_issues = job.issue_counts
                 result.status = "imported"
                 meta = {"value_labels": source.value_labels, "user_missing": source.user_missing,
                         "tables": result.tables}
@@ -782,6 +949,29 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
             _unchanged(ws, result, {"import_id": again[0], "rows_in": again[1], "time": again[2]})
     finally:
         source.close()
+
+
+def _attach_roster(source, cb, rpath: Path, gname: str, encoding, chunk_rows, result) -> None:
+    """Read the members file whole and hand it to the household file's import as its repeat table."""
+    if gname not in cb.repeats:
+        raise ImportFileError(f"{rpath.name} is a {gname} roster but {_instrument_name(cb)} has no such roster",
+                              code="wrong_instrument", file=rpath,
+                              fix="import the roster with the household file of the same questionnaire")
+    rsrc = open_source(rpath, encoding=encoding)
+    try:
+        frames = list(rsrc.iter_main(chunk_rows))
+        result._roster_format, result._roster_encoding = rsrc.format, rsrc.encoding
+        result.messages.extend(f"{rpath.name}: {w}" for w in rsrc.warnings)
+    finally:
+        rsrc.close()
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[ROW])
+    source.repeat_tables = dict(source.repeat_tables)
+    source.repeat_tables[gname] = frame
+    source.repeat_files = dict(source.repeat_files)
+    source.repeat_files[gname] = rpath.name
+    source.paired_repeats = {gname: rpath.name}
+    result.messages.append(f"roster {gname} read from {rpath.name} ({len(frame):,} rows), imported with this file "
+                           "as one unit")
 
 
 def _prior_import(ws, sha: str):

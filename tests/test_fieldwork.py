@@ -217,14 +217,17 @@ def test_synthetic_draw_regenerates_the_truth_without_mistakes(tmp_path):
     s = simulate_fieldwork(ws, tmp_path / "out", mistakes=False, refusal_rate=0, teams_per_county=1)
     assert s.mistakes == [] and s.refusals == []
     assert "regenerated" in s.truth
-    files = {f.instrument: f for f in s.files}
+    files = {f.instrument: f for f in s.files if f.main_rows}     # the household file (not its members file)
     assert set(files) >= {"hh_registered", "village"}
-    import openpyxl
+    from survey.readers import ROW, open_source
 
-    wb = openpyxl.load_workbook(files["hh_registered"].path, read_only=True)
-    rows = list(wb.worksheets[0].iter_rows(values_only=True))
-    got = pd.DataFrame(rows[1:], columns=rows[0]).set_index("household_id")
-    wb.close()
+    src = open_source(files["hh_registered"].path)      # a SAV team: households.sav + members.sav
+    try:
+        got = pd.concat(list(src.iter_main()), ignore_index=True).drop(columns=ROW)
+    finally:
+        src.close()
+    got["household_id"] = got["household_id"].astype(str)
+    got = got.set_index("household_id")
     villages = pd.read_parquet(pop / "villages.parquet")
     hh, _ = county_households(11, villages[villages["village_code"].isin({h[:12] for h in got.index})], year=2019)
     t = hh.set_index("household_id").loc[got.index]

@@ -353,3 +353,84 @@ def test_main_table_only_file_keeps_the_stored_roster(ws, tmp_path):
     assert len(store.read_persons(ws)) == 6                       # the roster stays current
     hh = store.read_households(ws).set_index("household_id")
     assert hh.loc[main["household_id"][0], "phone"] == "13900000000"
+
+
+# ---- a household file and its members file delivered apart (SPSS / Stata / CSV teams)
+def _sav_pair(tmp_path, main, roster, stem="team1"):
+    df = main.copy()
+    for c in ("register_status", "declared_size", "wage_income"):
+        df[c] = pd.to_numeric(df[c])
+    hp, mp = tmp_path / f"{stem}_hh.sav", tmp_path / f"{stem}_members.sav"
+    pyreadstat.write_sav(df, str(hp))
+    pyreadstat.write_sav(roster.astype(str), str(mp))
+    return hp, mp
+
+
+def _check_pair(ws, res, main, roster):
+    assert "members" in res[1].file
+    assert all(r.status == "imported" and r.reconciles for r in res)
+    hh, mem = res
+    assert hh.import_id == mem.import_id
+    assert (hh.rows_in, hh.accepted) == (len(main), len(main))
+    assert (mem.rows_in, mem.accepted, mem.quarantined) == (len(roster), len(roster), 0)
+    persons = store.read_persons(ws)
+    assert len(persons) == len(roster)
+    assert set(persons["household_id"]) == set(main["household_id"])
+    imports = store.read_imports(ws)
+    assert (imports["status"] == "imported").sum() == 1     # one unit, one audit entry
+
+
+def test_sav_household_and_members_files_imported_as_one_unit(ws, tmp_path):
+    main, roster = frames(3)
+    hp, mp = _sav_pair(tmp_path, main, roster)
+    res = import_files(ws, [mp, hp])          # order does not matter
+    assert [r.file for r in res] == [hp.name, mp.name]
+    _check_pair(ws, res, main, roster)
+    again = import_files(ws, [hp, mp])
+    assert [r.status for r in again] == ["unchanged", "unchanged"]
+
+
+def test_gbk_csv_household_and_members_files(ws, tmp_path):
+    main, roster = frames(3)
+    hp, mp = tmp_path / "hh.csv", tmp_path / "members.csv"
+    main.to_csv(hp, index=False, encoding="gbk")
+    roster.to_csv(mp, index=False, encoding="gbk")
+    res = import_files(ws, [hp, mp])
+    assert [r.file for r in res] == ["hh.csv", "members.csv"] and res[1].encoding in ("gbk", "gb18030")
+    _check_pair(ws, res, main, roster)
+
+
+def test_roster_problem_reported_at_the_members_file_row(ws, tmp_path):
+    main, roster = frames(3)
+    roster = roster.copy()
+    idn = str(roster.loc[4, "id_number"])
+    roster.loc[4, "id_number"] = idn[:-1] + ("0" if idn[-1] != "0" else "1")
+    hp, mp = _sav_pair(tmp_path, main, roster)
+    hh, mem = import_files(ws, [hp, mp])
+    assert hh.reconciles and mem.reconciles and mem.errors >= 1
+    issues = store.read_issues(ws)
+    bad = issues[(issues["field"] == "id_number") & (issues["severity"] == "error")]
+    assert len(bad) == 1
+    assert bad["file"].iloc[0] == mp.name and bad["sheet"].iloc[0] == "members"
+    q = store.read_quarantine(ws)
+    qm = q[q["sheet"] == mp.name]
+    assert set(qm["file"]) == {mp.name} and 5 in set(qm["row"].astype(int))
+    # the row is the members file's own row of that person: SAV case 5 (roster index 4)
+    assert int(bad["row"].iloc[0]) == 5 and bad["household_id"].iloc[0] == roster.loc[4, "household_id"]
+    assert hh.report and mem.report == hh.report
+
+
+def test_lone_members_file_refused(ws, tmp_path, capsys):
+    from tpa.cli import main as tpa_main
+    main, roster = frames(2)
+    hp, mp = _sav_pair(tmp_path, main, roster)
+    import_file(ws, hp)                       # a household file alone is fine (no roster)
+    before = store.data_fingerprint(ws)
+    assert tpa_main(["import", str(mp), "--workspace", str(ws.path)]) == 2
+    err = capsys.readouterr().err
+    assert "team1_members.sav" in err and "import it together with its household file" in err
+    assert "Traceback" not in err
+    assert store.data_fingerprint(ws) == before and len(store.read_persons(ws)) == 0
+    with pytest.raises(ImportFileError) as e:
+        import_file(ws, mp)
+    assert e.value.code == "roster_without_household"
