@@ -185,7 +185,13 @@ def run_demo(out_dir, *, provinces=None, seed: int = 1, villages_per_county: int
 
     def do_import():
         paths = sorted(fw.paths)
-        chunks = [paths[i::workers] for i in range(workers)]
+        # a team's household file and its separate members file must reach the same import call, so files
+        # are shared among workers by team (the file-name prefix before the instrument)
+        teams: dict[str, list[str]] = {}
+        for p in paths:
+            teams.setdefault("_".join(Path(p).name.split("_")[:2]), []).append(p)
+        groups = list(teams.values())
+        chunks = [[p for g in groups[i::workers] for p in g] for i in range(workers)]
         if workers == 1:
             return _import_chunk((str(ws.path), paths))
         with ProcessPoolExecutor(workers) as pool:
