@@ -333,6 +333,15 @@ def _check_village(df, C):
                   severity="error" if flag == "poor_village" else "warning")
 
 
+def _check_duplicate_ids(df, column, C, problem, fix):
+    """Every row whose resident ID number (non-empty) appears more than once: one person registered twice."""
+    if column not in df.columns:
+        return
+    s = _text(df[column])
+    dup = np.flatnonzero((s.duplicated(keep=False) & s.notna() & (s != "")).to_numpy(dtype=bool))
+    C.add(dup, column, "duplicate_person", problem, s.iloc[dup], fix)
+
+
 def _check_household(df, C):
     h = _check_code_format(df, "household_id", 16, C, "户编号")
     _check_code_format(df, "village_code", 12, C, "村代码")
@@ -364,11 +373,8 @@ def _check_household(df, C):
             no_year = np.flatnonzero((st == 1).to_numpy() & ey.isna().to_numpy())
             C.add(no_year, "exit_year", "missing_exit_year", "已脱贫户缺少脱贫年度", "", "补填脱贫年度",
                   severity="warning")
-    if "head_id_number" in df.columns:
-        s = _text(df["head_id_number"])
-        dup = (s.duplicated(keep=False) & s.notna() & (s != "")).to_numpy(dtype=bool)
-        C.add(np.flatnonzero(dup), "head_id_number", "duplicate_person", "户主身份证号重复（同一人在多户登记）",
-              s.iloc[np.flatnonzero(dup)], "核实是否重复建档，删除或合并重复的户")
+    _check_duplicate_ids(df, "head_id_number", C, "户主身份证号重复（同一人在多户登记）",
+                         "核实是否重复建档，删除或合并重复的户")
 
 
 def _check_person(df, C):
@@ -378,11 +384,7 @@ def _check_person(df, C):
     if p is not None:
         ps, pok = p
         _check_nesting(df, "person_id", ps, pok, "household_id", 16, C, "人员编号", "户编号")
-    if "id_number" in df.columns:
-        s = _text(df["id_number"])
-        dup = (s.duplicated(keep=False) & s.notna() & (s != "")).to_numpy(dtype=bool)
-        C.add(np.flatnonzero(dup), "id_number", "duplicate_person", "身份证号重复（同一人登记多次）",
-              s.iloc[np.flatnonzero(dup)], "核实是否重复登记，删除重复的人员")
+    _check_duplicate_ids(df, "id_number", C, "身份证号重复（同一人登记多次）", "核实是否重复登记，删除重复的人员")
 
 
 def _check_ids(df, C):
