@@ -626,6 +626,12 @@ class Design:
         S2 = np.bincount(gg, weights=wv * dev ** 2, minlength=K)
         return mean, V, W, S2
 
+    def _numeric_in_domains(self, var, by, na_rm):
+        """A numeric column (missing values zero: they are outside every domain) and its domain codes."""
+        y, missing = self._values(var, na_rm)
+        g, K, domains = self._domains(by, missing, na_rm, var)
+        return np.where(missing, 0.0, y), g, K, domains
+
     def _svyvar(self, S2, W, nobs):
         """R svyvar: Σw(x − x̄)²/Σw · n/(n − 1)."""
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -636,9 +642,7 @@ class Design:
         """Weighted mean (R ``svymean``), one row per domain."""
         level = _iv.check_level(level)
         normal = self._normal(ci, df_normal)
-        y, missing = self._values(var, na_rm)
-        g, K, domains = self._domains(by, missing, na_rm, var)
-        y = np.where(missing, 0.0, y)
+        y, g, K, domains = self._numeric_in_domains(var, by, na_rm)
         mean, V, W, S2 = self._mean_core(y, g, K)
         n, nobs, df = self._domain_counts(g, K)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -660,9 +664,7 @@ class Design:
         """Weighted total (R ``svytotal``), one row per domain."""
         level = _iv.check_level(level)
         normal = self._normal(ci, df_normal)
-        y, missing = self._values(var, na_rm)
-        g, K, domains = self._domains(by, missing, na_rm, var)
-        y = np.where(missing, 0.0, y)
+        y, g, K, domains = self._numeric_in_domains(var, by, na_rm)
         ok = g >= 0
         gg = g[ok]
         wv = self._w[ok]
