@@ -11,7 +11,7 @@ How a run goes (``render_many``):
    leftover personal data (``masking.find_personal_data``: a full ID or phone number fails the document).
 2. One font for the run is cut to exactly the characters of all documents (``fonts.run_fonts``), so that
    WeasyPrint's per-document subsetting works on a few hundred glyphs instead of tens of thousands.
-3. Worker processes draw the charts (matplotlib SVG), render the final HTML and write each PDF.
+3. Worker processes draw the charts (hand-written SVG), render the final HTML and write each PDF.
 """
 from __future__ import annotations
 
@@ -332,11 +332,11 @@ def render_many(jobs: list[tuple[dict, str | Path]], *, workers: int | None = No
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # forkserver: workers fork from a clean server process (the parent may hold Arrow/SQLite threads, which
-    # make a plain fork unsafe); the server imports WeasyPrint and matplotlib once, so workers start fast
+    # make a plain fork unsafe); the server imports WeasyPrint once, so workers start fast
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        ctx.set_forkserver_preload(["reports.render", "reports.charts", "weasyprint", "matplotlib.pyplot"])
+        ctx.set_forkserver_preload(["reports.render", "reports.charts", "weasyprint"])
     # largest documents first so that the last worker is not left with the longest one
     order = sorted(range(len(jobs)), key=lambda k: -len(views[k].get("county_indicators") or []))
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
