@@ -66,11 +66,20 @@ def id_number_problems(series: pd.Series) -> pd.Series:
     out = np.full(len(series), None, dtype=object)
     if len(series) == 0:
         return pd.Series(out, index=series.index, dtype=object)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     missing = series.isna().to_numpy().copy()
-    text = series.astype("string").fillna("").str.strip().to_numpy(dtype=object, na_value="")
-    missing |= text == ""
-    lengths = np.fromiter((len(t) for t in text), dtype=np.int64, count=len(text))
-    ascii_ok = np.fromiter((t.isascii() for t in text), dtype=bool, count=len(text))
+    # Arrow kernels for trimming, length and ASCII: Python loops over a million IDs cost ~0.7 s
+    pa_arr = getattr(series.array, "_pa_array", None)
+    if pa_arr is not None and (pa.types.is_string(pa_arr.type) or pa.types.is_large_string(pa_arr.type)):
+        arr = pa_arr.combine_chunks()
+    else:
+        arr = pa.array(series.astype("string").to_numpy(dtype=object, na_value=None), type=pa.string())
+    arr = pc.utf8_trim_whitespace(pc.fill_null(arr.cast(pa.string()), ""))
+    lengths = pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    ascii_ok = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
+    missing |= lengths == 0
     out[missing] = "missing"
     length_bad = ~missing & (lengths != 18)
     out[length_bad] = "length"
@@ -81,7 +90,10 @@ def id_number_problems(series: pd.Series) -> pd.Series:
     idx = np.flatnonzero(cand)
     if len(idx) == 0:
         return pd.Series(out, index=series.index, dtype=object)
-    mat = _as_bytes_matrix(text[idx], 18)
+    picked = arr.filter(pa.array(cand)) if len(idx) < len(arr) else arr
+    offsets = np.frombuffer(picked.buffers()[1], dtype=np.int32)[picked.offset:picked.offset + len(picked) + 1]
+    data = np.frombuffer(picked.buffers()[2], dtype=np.uint8)
+    mat = data[offsets[0]:offsets[-1]].reshape(len(idx), 18)   # all picked values are 18 ASCII bytes
     body = mat[:, :17]
     last = mat[:, 17]
     body_digits = ((body >= 48) & (body <= 57)).all(axis=1)

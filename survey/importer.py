@@ -24,10 +24,12 @@ import_files and imported as one unit: one transaction, one audit entry, one res
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as _dt
 import getpass
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -326,8 +328,10 @@ def _lookup_current(con, table: str, key: str, keys, roster: bool = False) -> pd
 class _FileImport:
     """One file's import inside one transaction."""
 
-    def __init__(self, ws, con, source, cb, result: ImportResult, chunk_rows: int, progress):
+    def __init__(self, ws, con, source, cb, result: ImportResult, chunk_rows: int, progress,
+                 workers: int | None = None):
         self.ws, self.con, self.src, self.cb, self.r = ws, con, source, cb, result
+        self.workers = workers
         self.chunk_rows = chunk_rows
         self.progress = progress
         self.instrument = _instrument_name(cb)
@@ -411,21 +415,30 @@ class _FileImport:
         if note:
             self.r.messages.append(note)
         self.sample_ids, self.reserve_ids = sample_ids, reserve_ids
+        self._reps = reps
         total_main = 0
         empty_rows = 0
-        for chunk in chunks:
-            data_cols = [c for c in chunk.columns if not str(c).startswith("_")]
-            empty = chunk[data_cols].isna().all(axis=1).to_numpy() if data_cols else np.ones(len(chunk), bool)
-            if empty.any():
-                empty_rows += int(empty.sum())
-                chunk = chunk[~empty].reset_index(drop=True)
-            if chunk.empty:
-                continue
-            total_main += len(chunk)
-            self._count("main", rows_in=len(chunk))
-            self._chunk(chunk, reps)
-            if self.progress:
-                self.progress(self.file, total_main)
+        stored = 0
+        pending = collections.deque()
+        # Checking (validation, hashing) runs in worker processes from a file's second chunk on, while this
+        # process reads ahead and stores the checked chunks in file order.
+        with _ChunkPool(self._context(), self.workers) as pool:
+            for chunk in chunks:
+                data_cols = [c for c in chunk.columns if not str(c).startswith("_")]
+                empty = chunk[data_cols].isna().all(axis=1).to_numpy() if data_cols else np.ones(len(chunk), bool)
+                if empty.any():
+                    empty_rows += int(empty.sum())
+                    chunk = chunk[~empty].reset_index(drop=True)
+                if chunk.empty:
+                    continue
+                total_main += len(chunk)
+                self._count("main", rows_in=len(chunk))
+                begun = self._begin_chunk(chunk, reps)
+                pending.append((begun, pool.submit(begun[2], begun[3]), len(chunk)))
+                while len(pending) > pool.depth:
+                    stored += self._collect(pending.popleft(), stored)
+            while pending:
+                stored += self._collect(pending.popleft(), stored)
         if empty_rows:
             self.r.messages.append(f"{empty_rows:,} empty rows ignored")
         if total_main == 0:
@@ -438,8 +451,9 @@ class _FileImport:
                 self._orphans(gname, rp, np.flatnonzero(left))
         self._finish()
 
-    def _chunk(self, raw: pd.DataFrame, reps) -> None:
-        cb = self.cb
+    def _begin_chunk(self, raw: pd.DataFrame, reps):
+        """In file order (repeat rows are claimed by the first chunk holding their household): drop exact
+        in-file duplicates, pick the chunk's repeat rows. Returns (raw, chunk_reps, main_in, rep_in)."""
         raw = raw.reset_index(drop=True)
         keys_raw = _key_text(raw[self.key]) if self.key in raw.columns else pd.Series([""] * len(raw), dtype=object)
         # exact in-file duplicates (same key, same answers): skipped, counted
@@ -463,51 +477,31 @@ class _FileImport:
             raw = raw[~drop].reset_index(drop=True)
         main_in = raw.drop(columns=[c for c in (LINK,) if c in raw.columns])
         rep_in = {g: f.drop(columns=[c for c in (PARENT, _ITEM) if c in f.columns]) for g, f in chunk_reps.items()}
+        return raw, chunk_reps, main_in, rep_in
+
+    def _context(self) -> "_ChunkContext":
+        return _ChunkContext(cb=self.cb, key=self.key, main_vars=self.main_vars, sample_ids=self.sample_ids,
+                             reserve_ids=self.reserve_ids, config=self.ws.config, file=self.file)
+
+    def _collect(self, item, stored: int) -> int:
+        begun, job, n = item
+        out = job.result() if hasattr(job, "result") else job
+        self._store_chunk(begun, _checked(out, self.src.path))
+        if self.progress:
+            self.progress(self.file, stored + n)
+        return n
+
+    def _store_chunk(self, begun, out: "_Checked") -> None:
+        raw, chunk_reps, main_in, rep_in = begun
+        reps = self._reps
+        self.r.timings["validate"] = self.r.timings.get("validate", 0.0) + out.seconds
         t0 = time.perf_counter()
-        try:
-            from .validate import validate
-            res = validate(cb, main_in, repeats=rep_in, sample_ids=self.sample_ids, reserve_ids=self.reserve_ids,
-                           config=self.ws.config, file=self.file)
-        except CodebookError as exc:
-            raise ImportFileError(exc.message, code="wrong_instrument", file=self.src.path, column=exc.column,
-                                  fix=exc.fix) from None
-        t0 = self._tick("validate", t0)
-        typed = res.main.reset_index(drop=True)
-        main_err = np.asarray(res.main_errors, dtype=bool) if res.main_errors is not None \
-            else np.zeros(len(typed), bool)
-        issues = res.issues.copy()
+        typed, main_err, issues, keys = out.typed, out.main_err, out.issues, out.keys
+        rtyped, rerr, rkeys, member_hash = out.rtyped, out.rerr, out.rkeys, out.member_hash
         extra_issues = []
-        keys = _key_text(typed[self.key])
-
-        # roster per household: typed rows, errors
-        rtyped = {g: res.repeats[g].reset_index(drop=True) for g in rep_in if g in res.repeats}
-        rerr = {g: np.asarray(res.repeat_errors.get(g, np.zeros(len(rtyped[g]), bool)), dtype=bool) for g in rtyped}
-        rkeys = {g: _key_text(rtyped[g][self.cb.repeats[g].key[0]]) for g in rtyped}
-
-        ok = ~main_err
-        ok_pos = np.flatnonzero(ok)
-        hash_cols = [c for c in self.main_vars if c in typed.columns] + \
-            ([USER_MISSING] if USER_MISSING in typed.columns else [])
-        h = st.row_hashes(typed.iloc[ok_pos], hash_cols) if len(ok_pos) else np.zeros(0, np.uint64)
-        unit = pd.Series(h, index=keys.iloc[ok_pos].to_numpy())
-        member_hash = {}
-        # the roster's content per household: an order-free sum of its rows' hashes (wrapping uint64)
-        roster_u = np.full(len(ok_pos), np.uint64(st.hash_text("roster")), dtype=np.uint64)
-        for g, f in rtyped.items():
-            gvars = [c for c in self.cb.repeats[g].variables if c in f.columns]
-            if USER_MISSING in f.columns:
-                gvars.append(USER_MISSING)
-            mh = st.row_hashes(f, gvars) if len(f) else np.zeros(0, np.uint64)
-            member_hash[g] = mh
-            if len(f) and len(roster_u):
-                codes, uniq = pd.factorize(rkeys[g].to_numpy())
-                sums = np.zeros(len(uniq), dtype=np.uint64)
-                with np.errstate(over="ignore"):
-                    np.add.at(sums, codes, mh * np.uint64(0x9E3779B97F4A7C15))
-                where = pd.Index(uniq).get_indexer(unit.index)
-                add = np.where(where >= 0, sums[np.clip(where, 0, None)], np.uint64(0)).astype(np.uint64)
-                with np.errstate(over="ignore"):
-                    roster_u = (roster_u ^ (add + np.uint64(st.hash_text(g)))) * np.uint64(1099511628211)
+        ok_pos = np.flatnonzero(~main_err)
+        unit = pd.Series(out.unit_hash, index=keys.iloc[ok_pos].to_numpy())
+        roster_u = out.roster_hash
 
         cur = _lookup_current(self.con, self.table, self.key, keys.iloc[ok_pos].tolist(), self.roster)
         cur = cur.drop_duplicates("_key").set_index("_key")
@@ -559,7 +553,9 @@ class _FileImport:
             keep_cols = [ROW] + [c for c in self.main_vars if c in typed.columns] + \
                 ([USER_MISSING] if USER_MISSING in typed.columns else [])
             frame = typed.iloc[store_pos][keep_cols].reset_index(drop=True)
-            seg = st.write_segment(self.con, self.import_id, self.kind, self.instrument, frame)
+            # the worker's serialisation of every error-free row is the segment when all of them are stored
+            blob = out.ok_blob if len(store_pos) == len(ok_pos) and out.ok_blob is not None else None
+            seg = st.write_segment(self.con, self.import_id, self.kind, self.instrument, frame, blob=blob)
             vers = versions[store_mask]
             hs = unit_signed[store_mask]
             n_store = len(store_pos)
@@ -708,21 +704,160 @@ class _FileImport:
             raise RuntimeError(f"reconciliation failed for {r.file}: {r.reconciliation()} ({self.counts})")
 
 
+@dataclass
+class _ChunkContext:
+    """What checking a chunk needs besides the chunk: picklable, sent once to each worker process."""
+    cb: object
+    key: str
+    main_vars: list
+    sample_ids: set | None
+    reserve_ids: set | None
+    config: dict
+    file: str
+
+
+@dataclass
+class _Checked:
+    """A chunk validated and hashed (the part of an import that needs no database)."""
+    typed: pd.DataFrame = None
+    main_err: np.ndarray = None
+    issues: pd.DataFrame = None
+    keys: pd.Series = None
+    rtyped: dict = None
+    rerr: dict = None
+    rkeys: dict = None
+    unit_hash: np.ndarray = None          # per accepted-candidate row (~main_err), in order
+    member_hash: dict = None              # per repeat row
+    roster_hash: np.ndarray = None        # per accepted-candidate row: its roster's content
+    ok_blob: bytes | None = None          # the accepted-candidate rows as a store segment
+    seconds: float = 0.0
+    failure: tuple | None = None          # (message, column, fix) of a CodebookError
+
+
+def _validate_chunk(ctx: _ChunkContext, main_in: pd.DataFrame, rep_in: dict) -> _Checked:
+    """Validate one chunk and hash its rows: pure, so it may run in a worker process."""
+    from .validate import validate
+
+    t0 = time.perf_counter()
+    cb = ctx.cb
+    try:
+        res = validate(cb, main_in, repeats=rep_in, sample_ids=ctx.sample_ids, reserve_ids=ctx.reserve_ids,
+                       config=ctx.config, file=ctx.file)
+    except CodebookError as exc:
+        # returned, not raised: the error types do not survive pickling back from a worker
+        return _Checked(failure=(exc.message, exc.column, exc.fix))
+    typed = res.main.reset_index(drop=True)
+    main_err = np.asarray(res.main_errors, dtype=bool) if res.main_errors is not None \
+        else np.zeros(len(typed), bool)
+    keys = _key_text(typed[ctx.key])
+    rtyped = {g: res.repeats[g].reset_index(drop=True) for g in rep_in if g in res.repeats}
+    rerr = {g: np.asarray(res.repeat_errors.get(g, np.zeros(len(rtyped[g]), bool)), dtype=bool) for g in rtyped}
+    rkeys = {g: _key_text(rtyped[g][cb.repeats[g].key[0]]) for g in rtyped}
+
+    ok_pos = np.flatnonzero(~main_err)
+    hash_cols = [c for c in ctx.main_vars if c in typed.columns] + \
+        ([USER_MISSING] if USER_MISSING in typed.columns else [])
+    h = st.row_hashes(typed.iloc[ok_pos], hash_cols) if len(ok_pos) else np.zeros(0, np.uint64)
+    unit_keys = keys.iloc[ok_pos].to_numpy()
+    member_hash = {}
+    # the roster's content per household: an order-free sum of its rows' hashes (wrapping uint64)
+    roster_u = np.full(len(ok_pos), np.uint64(st.hash_text("roster")), dtype=np.uint64)
+    for g, f in rtyped.items():
+        gvars = [c for c in cb.repeats[g].variables if c in f.columns]
+        if USER_MISSING in f.columns:
+            gvars.append(USER_MISSING)
+        mh = st.row_hashes(f, gvars) if len(f) else np.zeros(0, np.uint64)
+        member_hash[g] = mh
+        if len(f) and len(roster_u):
+            codes, uniq = pd.factorize(rkeys[g].to_numpy())
+            sums = np.zeros(len(uniq), dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                np.add.at(sums, codes, mh * np.uint64(0x9E3779B97F4A7C15))
+            where = pd.Index(uniq).get_indexer(unit_keys)
+            add = np.where(where >= 0, sums[np.clip(where, 0, None)], np.uint64(0)).astype(np.uint64)
+            with np.errstate(over="ignore"):
+                roster_u = (roster_u ^ (add + np.uint64(st.hash_text(g)))) * np.uint64(1099511628211)
+    keep_cols = [ROW] + [c for c in ctx.main_vars if c in typed.columns] + \
+        ([USER_MISSING] if USER_MISSING in typed.columns else [])
+    ok_blob = st.to_blob(typed.iloc[ok_pos][keep_cols]) if len(ok_pos) else None
+    return _Checked(typed=typed, main_err=main_err, issues=res.issues.copy(), keys=keys, rtyped=rtyped, rerr=rerr,
+                    rkeys=rkeys, unit_hash=h, member_hash=member_hash, roster_hash=roster_u, ok_blob=ok_blob,
+                    seconds=time.perf_counter() - t0)
+
+
+_WORKER_CONTEXT: _ChunkContext | None = None
+
+
+def _init_worker(ctx: _ChunkContext) -> None:
+    global _WORKER_CONTEXT
+    _WORKER_CONTEXT = ctx
+
+
+def _validate_in_worker(main_in: pd.DataFrame, rep_in: dict) -> _Checked:
+    return _validate_chunk(_WORKER_CONTEXT, main_in, rep_in)
+
+
+class _ChunkPool:
+    """Checks chunks: the first in this process (most files are one chunk), later ones in worker processes
+    started on the second chunk. ``depth``: how many chunks may wait to be stored (bounds memory)."""
+
+    def __init__(self, ctx: _ChunkContext, workers: int | None):
+        self.ctx = ctx
+        self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
+        self.depth = self.workers
+        self.pool = None
+        self.submitted = 0
+
+    def submit(self, main_in: pd.DataFrame, rep_in: dict):
+        self.submitted += 1
+        if self.workers == 1 or self.submitted == 1:
+            return _validate_chunk(self.ctx, main_in, rep_in)
+        if self.pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # fork: workers start at once with the modules loaded, and a user's script needs no __main__ guard.
+            # This process holds an SQLite write transaction; the workers never touch the connection (SQLite
+            # only forbids using a connection across fork), and they are all forked before the pool's thread.
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=_init_worker, initargs=(self.ctx,))
+        return self.pool.submit(_validate_in_worker, main_in, rep_in)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        return False
+
+
+def _checked(out: _Checked, path) -> _Checked:
+    if out.failure is not None:
+        message, column, fix = out.failure
+        raise ImportFileError(message, code="wrong_instrument", file=path, column=column, fix=fix)
+    return out
+
+
 def chunk_reps_raw(rep_in, g):
     return rep_in[g]
 
 
 # ================================================================================================ public API
 def import_file(ws, path, *, instrument=None, encoding=None, progress=None,
-                chunk_rows: int = DEFAULT_CHUNK_ROWS, write_report: bool = True, roster=None) -> ImportResult:
+                chunk_rows: int = DEFAULT_CHUNK_ROWS, write_report: bool = True, roster=None,
+                workers: int | None = None) -> ImportResult:
     """Import one file; raises ImportFileError (after logging the rejection) when it cannot be imported.
+
+    workers: processes that validate the chunks of a file longer than one chunk (default: up to 2, by CPU count;
+    1 = all in this process). The result does not depend on it.
 
     roster: (path, group name) of a roster file delivered apart from this household file (SPSS/Stata/CSV teams
     send hh.sav + members.sav); the two are imported as one unit (see import_files)."""
     path = Path(path)
     result = ImportResult(file=path.name, path=str(path))
     try:
-        _import(ws, path, result, instrument, encoding, progress, chunk_rows, roster)
+        _import(ws, path, result, instrument, encoding, progress, chunk_rows, roster, workers)
     except ImportFileError as exc:
         if exc.file is None:
             exc.file = str(path)
@@ -739,7 +874,8 @@ def import_file(ws, path, *, instrument=None, encoding=None, progress=None,
 
 
 def import_files(ws, paths, *, instrument=None, encoding=None, progress=None,
-                 chunk_rows: int = DEFAULT_CHUNK_ROWS, write_report: bool = True) -> list[ImportResult]:
+                 chunk_rows: int = DEFAULT_CHUNK_ROWS, write_report: bool = True,
+                 workers: int | None = None) -> list[ImportResult]:
     """Import several files, each in its own transaction. A file that cannot be imported gives a result with
     status 'rejected' and ``error`` (the ImportFileError as a dict); the others are imported regardless.
 
@@ -762,7 +898,8 @@ def import_files(ws, paths, *, instrument=None, encoding=None, progress=None,
             continue        # imported with its household file
         try:
             r = import_file(ws, p, instrument=instrument, encoding=encoding, progress=progress,
-                            chunk_rows=chunk_rows, write_report=write_report, roster=pairs.get(p))
+                            chunk_rows=chunk_rows, write_report=write_report, roster=pairs.get(p),
+                            workers=workers)
             out.append(r)
             if p in pairs:
                 out.append(_split_roster_result(r, pairs[p]))
@@ -882,7 +1019,8 @@ def _split_roster_result(r: ImportResult, roster) -> ImportResult:
     return m
 
 
-def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress, chunk_rows, roster=None) -> None:
+def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress, chunk_rows, roster=None,
+            workers=None) -> None:
     from .readers import detect_format
     detect_format(path)   # existence, emptiness, kind: fails before anything else
     result.size = path.stat().st_size
@@ -933,7 +1071,7 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
                     (result.file, str(path.resolve()), result.sha256, result.size, _now(), _user(),
                      result.instrument, result.format, result.encoding))
                 result.import_id = int(cur.lastrowid)
-                job = _FileImport(ws, con, source, cb, result, chunk_rows, progress)
+                job = _FileImport(ws, con, source, cb, result, chunk_rows, progress, workers)
                 job.run(all_chunks())
                 result._roster_issues = job.issue_counts
                 result.status = "imported"

@@ -98,7 +98,13 @@ def row_hashes(frame: pd.DataFrame, columns) -> np.ndarray:
             if col not in frame.columns:
                 continue
             s = frame[col]
-            if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            if pd.api.types.is_datetime64_any_dtype(s.dtype):
+                # the instant as integer nanoseconds: formatting datetimes as text cost more than all else here
+                v = s.dt.tz_convert(None) if getattr(s.dt, "tz", None) is not None else s
+                bits = v.to_numpy(dtype="datetime64[ns]").view(np.int64).view(np.uint64).copy()
+                bits[v.isna().to_numpy()] = np.uint64(0x7FF8000000000001)
+                ch = pd.util.hash_array(bits)
+            elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
                 v = s.to_numpy(dtype="float64", na_value=np.nan)
                 v = np.where(v == 0, 0.0, v)           # -0.0 == 0.0
                 bits = v.view(np.uint64).copy()
@@ -142,9 +148,11 @@ def from_blob(blob: bytes) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def write_segment(con, import_id: int, kind: str, instrument: str, frame: pd.DataFrame) -> int:
+def write_segment(con, import_id: int, kind: str, instrument: str, frame: pd.DataFrame,
+                  blob: bytes | None = None) -> int:
+    """Store ``frame`` as one segment (``blob``: its to_blob, when already made elsewhere)."""
     cur = con.execute("INSERT INTO store_segments (import_id, kind, instrument, nrows, data) VALUES (?,?,?,?,?)",
-                      (import_id, kind, instrument, len(frame), to_blob(frame)))
+                      (import_id, kind, instrument, len(frame), blob if blob is not None else to_blob(frame)))
     return int(cur.lastrowid)
 
 

@@ -434,3 +434,49 @@ def test_lone_members_file_refused(ws, tmp_path, capsys):
     with pytest.raises(ImportFileError) as e:
         import_file(ws, mp)
     assert e.value.code == "roster_without_household"
+
+
+def _store_content(ws):
+    """Everything the store holds for the user, without the import ids' bookkeeping order."""
+    hh = store.read_households(ws).drop(columns=["import_id"]).sort_values("household_id").reset_index(drop=True)
+    ps = store.read_persons(ws).drop(columns=["import_id"]).sort_values(["household_id", "member_no"]) \
+        .reset_index(drop=True)
+    q = store.read_quarantine(ws).drop(columns=["import_id"]).sort_values(["sheet", "row"]).reset_index(drop=True)
+    iss = store.read_issues(ws).drop(columns=["import_id"]).sort_values(["sheet", "row", "rule", "field"]) \
+        .reset_index(drop=True)
+    return hh, ps, q, iss
+
+
+def test_worker_processes_give_the_same_import(tmp_path):
+    """A file of many chunks is checked in worker processes; the store and the counts are those of one process:
+    duplicates and conflicts across chunks, errors, and roster rows claimed by the chunk of their household."""
+    from test_readers_questionnaire import odk_zip
+    main, roster = frames(18)
+    idn = main.loc[2, "head_id_number"]
+    main.loc[2, "head_id_number"] = idn[:-1] + ("1" if idn[-1] == "0" else "0")  # check digit: an error
+    main.loc[4, "water_litres"] = "-5"                                           # out of range
+    conflict = main.iloc[[3]].copy()
+    conflict["wage_income"] = "1"                                                # same household, other answers
+    flat = pd.concat([main.iloc[:9], main.iloc[[1]], conflict], ignore_index=True)   # + an exact duplicate
+    with_roster = main.iloc[9:].reset_index(drop=True)
+    roster = roster[roster["household_id"].isin(with_roster["household_id"])]
+    roster = roster[~((roster["household_id"] == with_roster["household_id"][2]) & (roster["member_no"] == "2"))]
+    results = {}
+    for workers in (1, 2):
+        d = tmp_path / f"w{workers}"
+        ws = init_workspace(d / "ws")
+        flat.to_csv(d / "hh.csv", index=False)
+        rs = [import_file(ws, d / "hh.csv", chunk_rows=3, workers=workers, write_report=False),
+              import_file(ws, odk_zip(d / "odk.zip", with_roster, roster), chunk_rows=3, workers=workers,
+                          write_report=False)]
+        assert all(r.reconciles for r in rs)
+        results[workers] = (rs, _store_content(ws))
+    (rs1, c1), (rs2, c2) = results[1], results[2]
+    counts = ("rows_in", "accepted", "quarantined", "duplicates_skipped", "errors", "warnings", "tables")
+    for r1, r2 in zip(rs1, rs2):
+        assert [getattr(r1, k) for k in counts] == [getattr(r2, k) for k in counts]
+    assert (rs1[0].rows_in, rs1[0].accepted, rs1[0].quarantined, rs1[0].duplicates_skipped) == (11, 7, 3, 1)
+    # the household missing a member is held back whole (roster size ≠ declared size), with its other 2 members
+    assert rs1[1].tables["members"]["quarantined"] == 2 and len(c1[1]) == 3 * 9 - 1 - 2
+    for a, b in zip(c1, c2):
+        pd.testing.assert_frame_equal(a, b)
