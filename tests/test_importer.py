@@ -390,6 +390,19 @@ def test_sav_household_and_members_files_imported_as_one_unit(ws, tmp_path):
     assert [r.status for r in again] == ["unchanged", "unchanged"]
 
 
+def test_stata_household_and_members_files_imported_as_one_unit(ws, tmp_path):
+    main, roster = frames(3)
+    df = main.copy()
+    for c in ("register_status", "declared_size", "wage_income"):
+        df[c] = pd.to_numeric(df[c])
+    hp, mp = tmp_path / "team2_hh.dta", tmp_path / "team2_members.dta"
+    pyreadstat.write_dta(df, str(hp), variable_value_labels={"register_status": {1: "已脱贫", 2: "未脱贫"}})
+    pyreadstat.write_dta(roster.astype(str), str(mp))
+    res = import_files(ws, [hp, mp])
+    assert [r.format for r in res] == ["dta", "dta"]
+    _check_pair(ws, res, main, roster)
+
+
 def test_gbk_csv_household_and_members_files(ws, tmp_path):
     main, roster = frames(3)
     hp, mp = tmp_path / "hh.csv", tmp_path / "members.csv"
