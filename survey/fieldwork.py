@@ -42,6 +42,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import json
+import os
 import re
 import uuid
 import zipfile
@@ -170,9 +171,13 @@ def _read_filtered(path: Path, column: str, values) -> pd.DataFrame:
 
 
 def _isin(s: pd.Series, values) -> np.ndarray:
-    """s (as text) in values: a hash lookup (Series.isin on Arrow strings converts every value to a scalar)."""
-    return pd.Index(pd.unique(np.asarray(list(values), dtype=object)), dtype=object).get_indexer(
-        s.astype(str).to_numpy(dtype=object)) >= 0
+    """s (as text) in values, by Arrow (Series.isin on Arrow strings makes a Python scalar of every value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(s.astype(str), from_pandas=True)
+    found = pc.is_in(arr, value_set=pa.array([str(v) for v in values], type=arr.type))
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def _no_population(msg: str, file=None) -> SurveyError:
@@ -375,10 +380,11 @@ class _XlsxStrings:
         self.index: dict[str, int] = {}
 
     def ids(self, values) -> np.ndarray:
-        for v in pd.unique(np.asarray(values, dtype=object)):
-            if v not in self.index:
-                self.index[v] = len(self.index)
-        return pd.Series(values, dtype=object).map(self.index).to_numpy().astype(str).astype(object)
+        """The shared-string numbers (as text) of the strings in values."""
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+        index = self.index
+        numbers = np.array([index.setdefault(v, len(index)) for v in uniques.tolist()], dtype=np.int64)
+        return numbers[codes].astype(str).astype(object)
 
     def xml(self) -> str:
         n = len(self.index)
@@ -610,6 +616,160 @@ def _odk_columns(columns, cb) -> dict:
     return out
 
 
+# ================================================================================================ workers
+_JOB_WRITERS = {"xlsx": lambda *a: _write_xlsx(*a), "sav": lambda *a: _write_sav(*a),
+                "csv": lambda *a: _write_csv_gbk(*a), "odk": lambda *a: _write_odk(*a)}
+# A worker is a fresh interpreter fed pickled jobs on stdin: multiprocessing's spawn and forkserver import the
+# caller's main script again in every worker (a script without a __main__ guard would run twice), and fork is
+# unsafe while the caller holds SQLite connections and Arrow thread pools.
+_WORKER_CODE = "import sys; sys.path[:0] = sys.argv[1:2]; from survey.fieldwork import _serve_jobs; _serve_jobs()"
+
+
+def _run_job(job: tuple[str, tuple]):
+    kind, args = job
+    return _JOB_WRITERS[kind](*args)
+
+
+def _serve_jobs() -> None:
+    """Worker main loop: a pickled job in on stdin, ("ok", result) or ("error", exception) out on stdout."""
+    import pickle
+    import sys
+    import traceback
+
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)                   # stray prints go to stderr, not into the result stream
+    inp = sys.stdin.buffer
+    while True:
+        try:
+            job = pickle.load(inp)
+        except EOFError:
+            break
+        try:
+            reply = ("ok", _run_job(job))
+        except Exception as exc:
+            try:
+                pickle.dumps(exc)
+                reply = ("error", exc)
+            except Exception:
+                reply = ("error", RuntimeError(traceback.format_exc()))
+        pickle.dump(reply, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+
+class _Workers:
+    """Worker processes started at once (their imports overlap the caller's work); ``run`` hands out jobs."""
+
+    def __init__(self, size: int):
+        self.size = size                # processes writing files, the caller's included
+        self.procs: list = []
+        self.threads: list = []
+
+    def start(self, n: int) -> None:
+        import subprocess
+        import sys
+
+        root = str(Path(__file__).resolve().parent.parent)
+        for _ in range(max(0, n)):
+            try:
+                self.procs.append(subprocess.Popen([sys.executable, "-c", _WORKER_CODE, root],
+                                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE))
+            except OSError:             # no interpreter to start: the caller writes everything itself
+                break
+
+    def run(self, jobs: list, progress=None) -> list:
+        """Results in job order. The caller's process works too: it takes the next job while it waits."""
+        import pickle
+        import queue
+        import threading
+
+        n = len(jobs)
+        results, errors = [None] * n, {}
+        done = [threading.Event() for _ in range(n)]
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        # biggest first, so that no process is left with a large file at the end
+        for j in sorted(range(n), key=lambda j: -_job_size(jobs[j])):
+            todo.put(j)
+        stop = threading.Event()
+
+        def take():
+            if stop.is_set():
+                return None
+            try:
+                return todo.get_nowait()
+            except queue.Empty:
+                return None
+
+        def finish(j, status, value):
+            if status == "ok":
+                results[j] = value
+            else:
+                errors[j] = value
+                stop.set()
+            done[j].set()
+
+        def drive(proc):
+            while (j := take()) is not None:
+                try:
+                    pickle.dump(jobs[j], proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                    proc.stdin.flush()
+                    status, value = pickle.load(proc.stdout)
+                except (OSError, EOFError, pickle.UnpicklingError):
+                    todo.put(j)         # the worker died: the job goes back to the others
+                    return
+                finish(j, status, value)
+
+        self.threads = [threading.Thread(target=drive, args=(p,), daemon=True) for p in self.procs]
+        for th in self.threads:
+            th.start()
+
+        def in_order():
+            try:
+                for i in range(n):
+                    while not done[i].is_set() and not errors:
+                        j = take()
+                        if j is None:       # job i is being written by a worker (or goes back to the queue)
+                            done[i].wait(0.05)
+                            continue
+                        try:
+                            finish(j, "ok", _run_job(jobs[j]))
+                        except Exception as exc:
+                            finish(j, "error", exc)
+                    if errors:
+                        raise errors[min(errors)]
+                    yield i
+            finally:
+                stop.set()
+
+        for _ in (progress(in_order(), total=n, desc="files") if progress else in_order()):
+            pass
+        return results
+
+    def close(self, kill: bool = False) -> None:
+        for p in self.procs:
+            if kill:
+                p.kill()
+            try:
+                p.stdin.close()
+            except OSError:
+                pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except Exception:
+                p.kill()
+                p.wait()
+        for th in self.threads:
+            th.join()
+        for p in self.procs:
+            p.stdout.close()
+
+
+def _job_size(job) -> int:
+    kind, args = job
+    frames = [df for _, df in args[1]] if kind == "xlsx" else [a for a in args if isinstance(a, pd.DataFrame)]
+    return sum(df.size for df in frames)
+
+
 # ================================================================================================ the simulation
 @dataclass
 class _Team:
@@ -621,8 +781,29 @@ class _Team:
 
 
 def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=True, refusal_rate: float = 0.03,
-                       teams_per_county: int = 4, progress=None) -> FieldworkSummary:
-    """Write the files the field teams would send for the latest draw; see the module docstring."""
+                       teams_per_county: int = 4, workers: int | None = None, progress=None) -> FieldworkSummary:
+    """Write the files the field teams would send for the latest draw; see the module docstring.
+
+    ``workers``: processes writing the files, this one included (default: the number of CPUs; 1: all in this
+    process). The files are the same whatever the number."""
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise SurveyError(f"workers must be a whole number of at least 1, not {workers!r}", code="bad_argument",
+                          fix="give workers=1 to write every file in this process, or leave it out")
+    pool = _Workers(int(workers))
+    ok = False
+    try:
+        summary = _simulate(ws, out_dir, pool, population=population, seed=seed, mistakes=mistakes,
+                            refusal_rate=refusal_rate, teams_per_county=teams_per_county, progress=progress)
+        ok = True
+        return summary
+    finally:
+        pool.close(kill=not ok)
+
+
+def _simulate(ws, out_dir, pool: _Workers, *, population, seed, mistakes, refusal_rate, teams_per_county,
+              progress) -> FieldworkSummary:
     from sampling.draw import latest_draw, sample_households, sample_villages
 
     from .codebook import load_codebook
@@ -643,6 +824,9 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
     if sh.empty:
         raise SurveyError("the latest draw has no households", code="empty_sample",
                           fix="draw a sample with households (`tpa sample draw`)")
+    # started now, so that the workers' imports overlap the answers being put together; at least two files a team
+    teams_est = int(sv.groupby(sv["county_code"].astype(str)).size().clip(upper=int(teams_per_county)).sum())
+    pool.start(min(pool.size, 2 * teams_est) - 1)
     year = _assessed_year(ws)
     villages, hh, ps, source = load_truth(ws, draw, sv["village_code"].astype(str), population)
     hh = hh.copy()
@@ -668,7 +852,9 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
         n_ref = 1
     refused_pos = np.sort(rng_ref.choice(len(sample), size=min(n_ref, len(sample)), replace=False))
     refused = sample.iloc[refused_pos]
-    queues = {k: list(g["household_id"]) for k, g in reserve.groupby(["village_code", "hh_stratum"], sort=False)}
+    reserve_ids = reserve["household_id"].to_numpy(dtype=object)
+    queues = {k: reserve_ids[pos].tolist()
+              for k, pos in reserve.groupby(["village_code", "hh_stratum"], sort=False).indices.items()}
     order_of = dict(zip(reserve["household_id"], reserve["reserve_order"]))
     used = []
     for rec in refused[["household_id", "village_code", "hh_stratum"]].itertuples(index=False):
@@ -737,9 +923,11 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
     mistakes_of = {}
     for m in planted:
         mistakes_of.setdefault(unit_of[m.household_id], []).append(m)
-    it = progress(range(len(teams)), total=len(teams), desc="teams") if progress else range(len(teams))
-    for i in it:
-        t = teams[i]
+    # Every file is one job, a pure function of its arguments (ODK keys are drawn here, in file order), so the
+    # files do not depend on which process writes them; the summary is put together afterwards, in team order.
+    jobs: list[tuple[str, tuple]] = []
+    records: list[tuple] = []
+    for i, t in enumerate(teams):
         team_name = f"{t.county_code}-{t.index}"
         for instrument in ("hh_registered", "hh_nonregistered"):
             sel = files_of.get((i, instrument))
@@ -754,39 +942,29 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
                 .reindex(columns=list(cb.repeats["members"].variables))
             dups = sel["household_id"].isin(dup_ids).to_numpy()
             mem_name = None
+            first_job = len(jobs)
             if fmt == "xlsx":
                 main_out = main.iloc[np.repeat(np.arange(len(main)), np.where(dups, 2, 1))]
-                _write_xlsx(path, [(instrument, main_out), ("members", mem)], created)
-                enc, n_main, n_mem = None, len(main_out), len(mem)
+                jobs.append(("xlsx", (path, [(instrument, main_out), ("members", mem)], created)))
+                n_main, n_mem = len(main_out), len(mem)
             elif fmt in ("sav", "csv"):
                 # two files, the household file and its members file (the importer pairs them)
                 main_out = main.iloc[np.repeat(np.arange(len(main)), np.where(dups, 2, 1))]
                 mem_name = f"{t.county_code}_team{t.index}_{instrument}_members{EXTENSION[fmt]}"
                 if fmt == "sav":
-                    _write_sav(path, main_out, cb)
-                    _write_sav(out / mem_name, mem, cb.repeats["members"])
-                    enc = mem_enc = None
+                    jobs += [("sav", (path, main_out, cb)), ("sav", (out / mem_name, mem, cb.repeats["members"]))]
                 else:
-                    enc = _write_csv_gbk(path, main_out)
-                    mem_enc = _write_csv_gbk(out / mem_name, mem)
+                    jobs += [("csv", (path, main_out)), ("csv", (out / mem_name, mem))]
                 n_main, n_mem = len(main_out), len(mem)
             else:
-                n_main, n_mem = _write_odk(path, instrument, main, mem, cb, dups, rng_key)
-                enc = "utf-8"
+                keys = _odk_keys(rng_key, len(main) + int(dups.sum()))
+                jobs.append(("odk", (path, instrument, main, mem, cb, dups, keys)))
+                n_main = n_mem = None
             mine = mistakes_of.get((i, instrument), [])
             for m in mine:
                 m.file, m.instrument = (mem_name if mem_name and m.sheet == "members" else name), instrument
-            if mem_name is None:
-                summary.files.append(FieldworkFile(str(path), name, fmt, enc, team_name, t.format, t.county_code,
-                                                   instrument, int(len(sel)), int(n_main), int(n_mem),
-                                                   dict(Counter(m.kind for m in mine))))
-            else:
-                summary.files.append(FieldworkFile(str(path), name, fmt, enc, team_name, t.format, t.county_code,
-                                                   instrument, int(len(sel)), int(n_main), 0,
-                                                   dict(Counter(m.kind for m in mine if m.file == name))))
-                summary.files.append(FieldworkFile(str(out / mem_name), mem_name, fmt, mem_enc, team_name, t.format,
-                                                   t.county_code, instrument, int(len(sel)), 0, int(n_mem),
-                                                   dict(Counter(m.kind for m in mine if m.file == mem_name))))
+            records.append(("household", first_job, t, team_name, instrument, fmt, name, path, mem_name,
+                            int(len(sel)), n_main, n_mem, mine))
         # the village questionnaire of the team's villages, in the team's own format
         cbv = cbs["village"]
         vrows = vframe.loc[[v for v in t.villages if v in vframe.index]].reset_index()
@@ -800,20 +978,46 @@ def simulate_fieldwork(ws, out_dir, *, population=None, seed: int = 0, mistakes=
         vq = vq.reindex(columns=[n for n in cbv.variables if not n.startswith("_")])
         name = f"{t.county_code}_team{t.index}_village{EXTENSION[t.format]}"
         path = out / name
-        enc = None
+        first_job = len(jobs)
         if t.format == "sav":
-            _write_sav(path, vq, cbv)
+            jobs.append(("sav", (path, vq, cbv)))
         elif t.format == "xlsx":
-            _write_xlsx(path, [("village", vq)], created)
+            jobs.append(("xlsx", (path, [("village", vq)], created)))
         elif t.format == "csv":
             # kept by hand in Excel and saved as CSV (GBK on Chinese Windows): yes/no answered in words
             yn = {0: "否", 1: "是"}
-            enc = _write_csv_gbk(path, vq.assign(**{c: vq[c].map(yn) for c in ("poor_village", "remote")}))
+            jobs.append(("csv", (path, vq.assign(**{c: vq[c].map(yn) for c in ("poor_village", "remote")}))))
         else:
-            _write_odk(path, "village", vq, None, cbv, np.zeros(len(vq), bool), rng_key)
-            enc = "utf-8"
-        summary.files.append(FieldworkFile(str(path), name, t.format, enc, team_name, t.format, t.county_code,
-                                           "village", int(len(vq)), int(len(vq)), 0, {}))
+            jobs.append(("odk", (path, "village", vq, None, cbv, np.zeros(len(vq), bool),
+                                 _odk_keys(rng_key, len(vq)))))
+        records.append(("village", first_job, t, team_name, name, path, int(len(vq))))
+
+    results = pool.run(jobs, progress)
+    for rec in records:
+        if rec[0] == "village":
+            _, j, t, team_name, name, path, n = rec
+            enc = results[j] if t.format == "csv" else ("utf-8" if t.format == "odk" else None)
+            summary.files.append(FieldworkFile(str(path), name, t.format, enc, team_name, t.format, t.county_code,
+                                               "village", n, n, 0, {}))
+            continue
+        _, j, t, team_name, instrument, fmt, name, path, mem_name, n_sel, n_main, n_mem, mine = rec
+        if fmt == "odk":
+            (n_main, n_mem), enc = results[j], "utf-8"
+        elif fmt == "csv":
+            enc, mem_enc = results[j], results[j + 1]
+        else:
+            enc = mem_enc = None
+        if mem_name is None:
+            summary.files.append(FieldworkFile(str(path), name, fmt, enc, team_name, t.format, t.county_code,
+                                               instrument, n_sel, int(n_main), int(n_mem),
+                                               dict(Counter(m.kind for m in mine))))
+        else:
+            summary.files.append(FieldworkFile(str(path), name, fmt, enc, team_name, t.format, t.county_code,
+                                               instrument, n_sel, int(n_main), 0,
+                                               dict(Counter(m.kind for m in mine if m.file == name))))
+            summary.files.append(FieldworkFile(str(out / mem_name), mem_name, fmt, mem_enc, team_name, t.format,
+                                               t.county_code, instrument, n_sel, 0, int(n_mem),
+                                               dict(Counter(m.kind for m in mine if m.file == mem_name))))
     summary.mistakes = planted
     key = ws.dir("fieldwork") / f"{out.resolve().name}.json"
     key.write_text(json.dumps(summary.to_json(), ensure_ascii=False, indent=1, default=str), encoding="utf-8")
@@ -843,10 +1047,13 @@ def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: s
     order = rng.permutation(n)
     free = np.ones(n, dtype=bool)
     size = ans["declared_size"].to_numpy()
-    out, dropped = [], []
+    out, dropped, renamed = [], [], []
     existing = None
     # positions of each household's roster rows, found once (a comparison over all members per mistake was slow)
-    rows_of = members.groupby("household_id", sort=False).indices
+    codes, hids = pd.factorize(members["household_id"])
+    by_code = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[by_code], np.arange(len(hids) + 1))
+    rows_of = {h: by_code[bounds[k]:bounds[k + 1]] for k, h in enumerate(hids.tolist())}
 
     def pick(ok) -> int | None:
         for p in order:
@@ -897,17 +1104,33 @@ def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: s
                     existing = taken | set(ans["household_id"].astype(str).tolist())
                 wrong = _typo_id(hid, existing)
                 existing.add(wrong)
-                ans.at[idx, "household_id"] = wrong
-                members.loc[mrows, "household_id"] = wrong
-                if "person_id" in members.columns:
-                    members.loc[mrows, "person_id"] = wrong + members.loc[mrows, "member_no"].astype(int) \
-                        .astype(str).str.zfill(2)
+                renamed.append((idx, mrows, wrong))
                 m.household_id, m.field, m.value = wrong, "household_id", wrong
             out.append(m)
+    if renamed:
+        # written together: one assignment per Arrow string column copies it, one per household did so 100s of times
+        ans.loc[[idx for idx, _, _ in renamed], "household_id"] = [w for _, _, w in renamed]
+        rows = np.concatenate([np.asarray(r) for _, r, _ in renamed])
+        ids = np.repeat(np.array([w for _, _, w in renamed], dtype=object), [len(r) for _, r, _ in renamed])
+        members.loc[rows, "household_id"] = ids
+        if "person_id" in members.columns:
+            members.loc[rows, "person_id"] = ids + members.loc[rows, "member_no"].astype(int).astype(str) \
+                .str.zfill(2).to_numpy(dtype=object)
     return out, dropped
 
 
-def _write_odk(path: Path, form: str, main: pd.DataFrame, mem: pd.DataFrame | None, cb, dups, rng) -> tuple[int, int]:
+def _odk_keys(rng, n: int) -> list[str]:
+    """The instance IDs of n submissions (drawn by the caller, in file order, for worker-independent files)."""
+    raw = np.frombuffer(b"".join([rng.bytes(16) for _ in range(n)]), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40       # as uuid.UUID(bytes=..., version=4): version 4, RFC 4122 variant
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    h = raw.tobytes().hex()
+    return [f"uuid:{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * n, 32)]
+
+
+def _write_odk(path: Path, form: str, main: pd.DataFrame, mem: pd.DataFrame | None, cb, dups,
+               keys: list[str]) -> tuple[int, int]:
     """An ODK Central CSV export ZIP: <form>.csv (KEY) and <form>-members.csv (PARENT_KEY); a household keyed
     twice is a second submission with its own KEY and the same answers."""
     n = len(main)
@@ -915,7 +1138,8 @@ def _write_odk(path: Path, form: str, main: pd.DataFrame, mem: pd.DataFrame | No
     # the second submission of a duplicated household comes last, as a re-sent form would
     first = np.r_[True, rows[1:] != rows[:-1]]
     rows = np.r_[rows[first], rows[~first]]
-    keys = ["uuid:" + str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(len(rows))]
+    if len(keys) != len(rows):
+        raise ValueError(f"{len(rows)} submissions but {len(keys)} keys")
     m = main.iloc[rows].reset_index(drop=True)
     when = pd.to_datetime(m["interview_end"]) if "interview_end" in m.columns else \
         pd.to_datetime(m["interview_date"]) + pd.Timedelta(hours=18)
