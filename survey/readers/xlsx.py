@@ -77,13 +77,20 @@ class XlsxSource(Source):
         self._main = main
         header, self.head_rows = self._header(main)
         self.columns = check_header(header, path, main.title)
-        for ws in sheets[1:]:
-            h, _ = self._header(ws)
-            if not any(h):
-                continue
-            frame = self._read_whole(ws, check_header(h, path, ws.title))
-            self.repeat_tables[ws.title] = frame
-            self.repeat_files[ws.title] = ws.title
+        self._repeats_read = False
+
+    def repeats(self) -> dict[str, pd.DataFrame]:
+        # Read on first use: opening a workbook only to look at its columns (pairing files) must not parse the
+        # roster sheet, the costliest part of a workbook.
+        if not self._repeats_read:
+            self._repeats_read = True
+            for ws in self._sheets[1:]:
+                h, _ = self._header(ws)
+                if not any(h):
+                    continue
+                self.repeat_tables.setdefault(ws.title, self._read_whole(ws, check_header(h, self.path, ws.title)))
+                self.repeat_files.setdefault(ws.title, ws.title)
+        return super().repeats()
 
     @staticmethod
     def _trim(row) -> list:
