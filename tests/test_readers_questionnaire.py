@@ -148,7 +148,16 @@ def _xlsx(path, rows, *, formula=None, merge=None, sheets=None):
     wb.close()
 
 
-def test_xlsx_formula_read_as_stored_value_never_evaluated(tmp_path):
+@pytest.fixture(params=["calamine", "openpyxl"])
+def xlsx_engine(request, monkeypatch):
+    """Both XLSX paths: calamine (workbooks up to CALAMINE_MAX_BYTES) and openpyxl streaming (larger ones)."""
+    from survey.readers import xlsx
+    if request.param == "openpyxl":
+        monkeypatch.setattr(xlsx, "CALAMINE_MAX_BYTES", -1)
+    return request.param
+
+
+def test_xlsx_formula_read_as_stored_value_never_evaluated(tmp_path, xlsx_engine):
     p = tmp_path / "f.xlsx"
     _xlsx(p, [["household_id", "wage_income", "net_income_declared"], ["5201020010010001", 100, None]],
           formula=(1, 2, "=B2*1000", 42))     # the stored value (42) is what counts, not B2*1000
@@ -157,7 +166,7 @@ def test_xlsx_formula_read_as_stored_value_never_evaluated(tmp_path):
     assert df[ROW].tolist() == [2]
 
 
-def test_xlsx_formula_without_stored_value_refused(tmp_path):
+def test_xlsx_formula_without_stored_value_refused(tmp_path, xlsx_engine):
     import openpyxl
     p = tmp_path / "nf.xlsx"
     wb = openpyxl.Workbook()
@@ -170,7 +179,7 @@ def test_xlsx_formula_without_stored_value_refused(tmp_path):
     assert e.value.code == "formula_without_value" and e.value.column == "B2"
 
 
-def test_xlsx_merged_cells_refused(tmp_path):
+def test_xlsx_merged_cells_refused(tmp_path, xlsx_engine):
     p = tmp_path / "m.xlsx"
     _xlsx(p, [["title"], ["household_id", "head_name"], ["1", "x"]], merge=(0, 0, 0, 1))
     with pytest.raises(ImportFileError) as e:
@@ -178,7 +187,7 @@ def test_xlsx_merged_cells_refused(tmp_path):
     assert e.value.code == "merged_cells" and "A1:B1" in e.value.message and "取消合并" in e.value.fix
 
 
-def test_xlsx_roster_sheet_and_blank_rows(tmp_path):
+def test_xlsx_roster_sheet_and_blank_rows(tmp_path, xlsx_engine):
     main, roster = _frames(2)
     p = tmp_path / "hh.xlsx"
     _xlsx(p, [list(main.columns)] + main.astype(object).where(main.notna(), None).values.tolist() + [[None]],
@@ -186,12 +195,33 @@ def test_xlsx_roster_sheet_and_blank_rows(tmp_path):
     src = open_source(p)
     df = _all(src)
     assert len(df) == 2 and df[ROW].tolist() == [2, 3]
+    assert df["household_id"].tolist() == main["household_id"].tolist()
     reps = src.repeats()
     assert list(reps) == ["members"] and len(reps["members"]) == 6
     assert reps["members"][ROW].tolist() == list(range(2, 8))
 
 
-def test_damaged_xlsx_refused(tmp_path):
+def test_xlsx_cells_keep_their_types(tmp_path, xlsx_engine):
+    import datetime as dt
+    p = tmp_path / "t.xlsx"
+    wb = xlsxwriter.Workbook(str(p))
+    ws = wb.add_worksheet("hh")
+    ws.write_row(0, 0, ["household_id", "declared_size", "gps_lat", "interview_start", "head_name"])
+    ws.write_string(1, 0, "5201020010010001")
+    ws.write_number(1, 1, 3)
+    ws.write_number(1, 2, 26.5)
+    ws.write_datetime(1, 3, dt.datetime(2019, 5, 1, 9, 30), wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}))
+    ws.write_string(1, 4, "  ")
+    wb.close()
+    row = _all(open_source(p)).iloc[0]
+    assert row["household_id"] == "5201020010010001"            # text stays text (no lost leading digits)
+    assert type(row["declared_size"]) is int and row["declared_size"] == 3
+    assert row["gps_lat"] == 26.5
+    assert pd.Timestamp(row["interview_start"]) == pd.Timestamp("2019-05-01 09:30")
+    assert row["head_name"] is None                              # a blank cell is missing
+
+
+def test_damaged_xlsx_refused(tmp_path, xlsx_engine):
     main, _ = _frames()
     p = tmp_path / "hh.xlsx"
     main.to_excel(p, index=False)
