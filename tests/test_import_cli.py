@@ -134,3 +134,15 @@ def test_several_files_one_rejected(ws, tmp_path, capsys):
     assert "rows in 3 = accepted 3" in cap.out
     assert "bad.csv" in cap.err and "1 of 2 files rejected" in cap.err
     assert len(store.read_households(ws)) == 3
+
+
+def test_import_workers_option(ws, tmp_path, capsys):
+    p = _good(tmp_path)
+    assert tpa_main(["import", str(p), "--workspace", str(ws.path), "--workers", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["accepted"] == 3
+    before = store.data_fingerprint(ws)
+    assert tpa_main(["import", str(_good(tmp_path, name="b.csv")), "--workspace", str(ws.path),
+                     "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--workers" in err and "Traceback" not in err
+    assert store.data_fingerprint(ws) == before

@@ -26,8 +26,10 @@ def register(cli: click.Group) -> None:
                        "the columns).")
     @click.option("--encoding", default=None, help="Text encoding of CSV/tab files (default: detected: UTF-8, "
                                                    "UTF-8 BOM, GBK/GB18030); or the character set of old SAV files.")
+    @click.option("--workers", type=click.IntRange(1, 64), default=None,
+                  help="Processes that validate the chunks of a long file (default: up to 2, by CPU count).")
     @json_option
-    def import_cmd(files, workspace, instrument, encoding, as_json):
+    def import_cmd(files, workspace, instrument, encoding, workers, as_json):
         """Import questionnaire files (CSV, XLSX, SAV/ZSAV, DTA, ODK/Kobo ZIP, Survey Solutions ZIP).
 
         `tpa import status` lists what has come in per county and village against the sample.
@@ -49,7 +51,8 @@ def register(cli: click.Group) -> None:
             bar.n0 = rows
 
         try:
-            results = import_files(ws, files, instrument=instrument, encoding=encoding, progress=on_progress)
+            results = import_files(ws, files, instrument=instrument, encoding=encoding, progress=on_progress,
+                                   workers=workers)
         finally:
             for bar in bars.values():
                 bar.close()
