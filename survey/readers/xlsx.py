@@ -47,9 +47,9 @@ def _sheet_xml_checks(zf: zipfile.ZipFile, member: str, path, title: str) -> Non
                     "formulas by their values (复制 → 选择性粘贴 → 数值)")
 
 
-# Workbooks up to this size are read with calamine (Rust; ~20x faster than openpyxl, but it holds a whole sheet
+# Workbooks up to this size are read with calamine (Rust; 7-20x faster than openpyxl, but it holds a whole sheet
 # in memory); larger ones are streamed row by row with openpyxl, so memory stays bounded.
-CALAMINE_MAX_BYTES = 32 << 20
+CALAMINE_MAX_BYTES = 16 << 20
 
 
 class XlsxSource(Source):
