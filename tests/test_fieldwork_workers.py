@@ -47,7 +47,7 @@ def test_one_process_and_two_write_the_same_files(ws, tmp_path):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
     # and the workbooks read back as tables with typed cells
     xlsx = next(f for f in one.files if f.format == "xlsx" and f.instrument != "village")
-    main = pd.read_excel(xlsx.path, sheet_name=0, dtype=object)
+    main = pd.read_excel(xlsx.path, sheet_name=0, dtype=object, engine="openpyxl")
     assert isinstance(main["household_id"].dropna().iloc[0], str)
     assert isinstance(main["interview_start"].dropna().iloc[0], datetime.datetime)
 

@@ -87,7 +87,7 @@ def test_direct_xlsx_is_deterministic_and_readable_by_pandas(tmp_path):
     _write_xlsx(tmp_path / "a.xlsx", sheets, dt.datetime(2020, 1, 1))
     _write_xlsx(tmp_path / "b.xlsx", sheets, dt.datetime(2020, 1, 1))
     assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
-    back = pd.read_excel(tmp_path / "a.xlsx", sheet_name=None)
+    back = pd.read_excel(tmp_path / "a.xlsx", sheet_name=None, engine="openpyxl")
     assert list(back) == ["hh_registered", "members", "empty"]
     assert back["members"]["name"].tolist() == ["王伟", "李芳", "张 娜 "]
     assert back["hh_registered"]["start"].iloc[0] == pd.Timestamp("2020-01-06 08:41:07")
