@@ -33,6 +33,7 @@ import os
 import sqlite3
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -434,7 +435,10 @@ class _FileImport:
                 total_main += len(chunk)
                 self._count("main", rows_in=len(chunk))
                 begun = self._begin_chunk(chunk, reps)
-                pending.append((begun, pool.submit(begun[2], begun[3]), len(chunk)))
+                try:
+                    pending.append((begun, pool.submit(begun[2], begun[3]), len(chunk)))
+                except BrokenProcessPool:
+                    raise _worker_failed(self.src.path) from None
                 while len(pending) > pool.depth:
                     stored += self._collect(pending.popleft(), stored)
             while pending:
@@ -485,7 +489,10 @@ class _FileImport:
 
     def _collect(self, item, stored: int) -> int:
         begun, job, n = item
-        out = job.result() if hasattr(job, "result") else job
+        try:
+            out = job.result() if hasattr(job, "result") else job
+        except BrokenProcessPool:
+            raise _worker_failed(self.src.path) from None
         self._store_chunk(begun, _checked(out, self.src.path))
         if self.progress:
             self.progress(self.file, stored + n)
@@ -830,6 +837,13 @@ class _ChunkPool:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         return False
+
+
+def _worker_failed(path) -> ImportFileError:
+    return ImportFileError("a validation worker process ended abruptly (out of memory, or killed); nothing of this "
+                           "file was stored", code="worker_failed", file=path,
+                           fix="import the file again with fewer worker processes (tpa import --workers 1), or free "
+                               "memory first")
 
 
 def _checked(out: _Checked, path) -> _Checked:

@@ -493,3 +493,29 @@ def test_worker_processes_give_the_same_import(tmp_path):
     assert rs1[1].tables["members"]["quarantined"] == 2 and len(c1[1]) == 3 * 9 - 1 - 2
     for a, b in zip(c1, c2):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_worker_that_dies_leaves_the_store_as_it_was(ws, tmp_path, monkeypatch):
+    import os
+
+    from survey import importer
+    parent = os.getpid()
+    real = importer._validate_chunk
+
+    def dies_in_worker(ctx, main_in, rep_in):
+        if os.getpid() != parent:
+            os._exit(9)                       # as the kernel's out-of-memory killer would end it
+        return real(ctx, main_in, rep_in)
+
+    monkeypatch.setattr(importer, "_validate_chunk", dies_in_worker)
+    main, _ = frames(8)
+    main.iloc[:2].to_csv(tmp_path / "first.csv", index=False)
+    import_file(ws, tmp_path / "first.csv")                     # one chunk: checked in this process
+    p = tmp_path / "hh.csv"
+    main.iloc[2:].to_csv(p, index=False)
+    before = store.data_fingerprint(ws)
+    with pytest.raises(ImportFileError) as e:
+        import_file(ws, p, chunk_rows=2, workers=2)
+    assert e.value.code == "worker_failed" and "--workers 1" in e.value.fix
+    assert store.data_fingerprint(ws) == before and len(store.read_households(ws)) == 2
+    assert store.read_imports(ws)["status"].tolist() == ["imported", "rejected"]
