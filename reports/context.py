@@ -89,22 +89,87 @@ def load_shared(ws) -> dict:
     shared["issues"] = _try(notes, "无校验记录", store.read_issues, ws)
     shared["import_provinces"] = _try(notes, "无导入记录", _import_provinces, ws)
     if shared["scores"] is not None and len(shared["scores"]):
-        from survey.indicators import compute_indicators
-
-        county = _try(notes, "分县指标无法计算", compute_indicators, ws, by="county")
-        prov = _try(notes, "全省指标无法计算", compute_indicators, ws, by="province")
-        shared["ind_county"] = [_plain(asdict(i)) if is_dataclass(i) else dict(i) for i in county or []]
-        shared["ind_province"] = [_plain(asdict(i)) if is_dataclass(i) else dict(i) for i in prov or []]
         from survey.review import current_reviews, list_cases
 
-        shared["cases"] = _try(notes, "问题户清单无法读取", list_cases, ws)
         shared["reviews"] = _try(notes, "审核记录无法读取", current_reviews, ws)
+        before = len(notes)
+        inputs = _try(notes, "分县指标无法计算", _indicator_inputs, ws, shared)
+        if inputs is None and len(notes) > before:       # both levels fail for the same reason
+            notes.append(notes[-1].replace("分县指标无法计算", "全省指标无法计算", 1))
+        county = _try(notes, "分县指标无法计算", _indicators, inputs, "county") if inputs else None
+        prov = _try(notes, "全省指标无法计算", _indicators, inputs, "province") if inputs else None
+        shared["ind_county"] = [_plain(asdict(i)) if is_dataclass(i) else dict(i) for i in county or []]
+        shared["ind_province"] = [_plain(asdict(i)) if is_dataclass(i) else dict(i) for i in prov or []]
+        shared["cases"] = _try(notes, "问题户清单无法读取", list_cases, ws)
     else:
         shared["ind_county"], shared["ind_province"], shared["cases"], shared["reviews"] = [], [], None, None
     shared["frame"] = _try(notes, "抽样框无法读取", _village_frame, ws, shared["draw"])
     if shared["frame"] is None:
         shared["frame"] = pd.DataFrame()
+    # each table cut into provinces once, not filtered again for every province
+    hh = shared["households"]
+    shared["by_province"] = {
+        "scores": _by_province(shared["scores"], "province_code"),
+        "sample": _by_province(shared["sample"], "province_code"),
+        "households": _by_province(hh, "province_code" if hh is not None and "province_code" in hh
+                                   else "household_id"),
+        "sample_villages": _by_province(shared["sample_villages"], "province_code"),
+        "frame": _by_province(shared["frame"], "county_code"),
+        "cases": _by_province(shared["cases"], "county_code"),
+    }
+    shared["top_problems"] = _top_problems(shared.get("issues"))
     return shared
+
+
+def _by_province(df, col) -> dict:
+    """``{two-digit province prefix: rows}`` (empty when the table or the column is missing)."""
+    if df is None or len(df) == 0 or col not in df:
+        return {}
+    return {str(k): g for k, g in df.groupby(df[col].astype(str).str[:2], sort=False)}
+
+
+def _indicator_inputs(ws, shared) -> dict:
+    """What ``survey.indicators.compute_indicators`` reads, read once for both levels (county, province):
+    the scores and the sample are the ones already loaded, the case flags and register populations are
+    computed here as compute_indicators does."""
+    from survey.indicators import Rules, _workspace_populations
+    from survey.review import case_flags, overturned_households
+
+    rules = Rules.from_config(ws.config)
+    scores = shared["scores"].copy()
+    sample = shared["sample"]
+    if sample is None:
+        from sampling.draw import sample_households
+
+        sample = sample_households(ws)
+    reviews = shared.get("reviews")
+    if reviews is None:
+        from survey.review import current_reviews
+
+        reviews = current_reviews(ws)
+    flags = case_flags(scores, rules, reviews, overturned_households(ws))
+    for c in flags.columns:
+        if c.startswith(("confirmed_", "suspected_")):
+            scores[c] = flags[c].to_numpy()
+    return {"scores": scores, "sample": sample, "rules": rules, "populations": _workspace_populations(ws)}
+
+
+def _indicators(inputs, by):
+    from survey.indicators import indicators_from_scores
+
+    return indicators_from_scores(inputs["scores"], inputs["sample"], inputs["rules"], by=by,
+                                  populations=inputs["populations"])
+
+
+def _top_problems(issues) -> dict:
+    """``{import_id: [{"rule", "count"}, ...]}``: the three most frequent problems of each imported file."""
+    if issues is None or not len(issues):
+        return {}
+    label = issues["rule_zh"].where(issues["rule_zh"].notna() & (issues["rule_zh"] != ""), issues["rule"])
+    out = {}
+    for iid, g in label.groupby(issues["import_id"], sort=False):
+        out[int(iid)] = [{"rule": str(k), "count": int(v)} for k, v in g.value_counts().head(3).items()]
+    return out
 
 
 def _village_frame(ws, draw):
@@ -179,16 +244,23 @@ def build_province_context(ws, province_code, *, shared: dict | None = None) -> 
     name = province_name(code)
     reasons: list[str] = []
 
-    def sel(df, col="province_code"):
-        if df is None or len(df) == 0 or col not in df:
-            return None
-        out = df[df[col].astype(str).str[:2] == p2]
-        return out if len(out) else None
+    parts = shared.get("by_province") or {}
 
-    scores = sel(shared.get("scores"))
-    sample = sel(shared.get("sample"))
-    hh = sel(shared.get("households"), "household_id" if shared.get("households") is not None
-             and "province_code" not in shared["households"] else "province_code")
+    def sel(key, col="province_code"):
+        if key in parts:
+            out = parts[key].get(p2)
+        else:                   # a shared dict made by hand, without the partitions
+            df = shared.get(key)
+            if key == "households" and df is not None and "province_code" not in df:
+                col = "household_id"
+            if df is None or len(df) == 0 or col not in df:
+                return None
+            out = df[df[col].astype(str).str[:2] == p2]
+        return out if out is not None and len(out) else None
+
+    scores = sel("scores")
+    sample = sel("sample")
+    hh = sel("households")
     ind_p = [i for i in shared.get("ind_province") or [] if str(i.get("province_code"))[:2] == p2]
     ind_c = [i for i in shared.get("ind_county") or [] if str(i.get("county_code") or "")[:2] == p2]
     if sample is None:
@@ -206,7 +278,10 @@ def build_province_context(ws, province_code, *, shared: dict | None = None) -> 
     county_names = {}
     village_names = {}
     if frame is not None and len(frame):
-        f = frame[frame["county_code"].astype(str).str[:2] == p2] if "county_code" in frame else frame.iloc[0:0]
+        if "frame" in parts:
+            f = parts["frame"].get(p2, frame.iloc[0:0])
+        else:
+            f = frame[frame["county_code"].astype(str).str[:2] == p2] if "county_code" in frame else frame.iloc[0:0]
         if "county_name" in f:
             county_names = dict(zip(f["county_code"].astype(str), f["county_name"].astype(str)))
         if "village_name" in f:
@@ -283,8 +358,11 @@ def _sample(shared, sample, scores, p2) -> dict:
     s = sample[sample["role"] == "sample"] if "role" in sample else sample
     reserves = sample[sample["role"] == "reserve"] if "role" in sample else sample.iloc[0:0]
     interviewed_ids = set(scores["household_id"].astype(str)) if scores is not None else set()
-    sv = shared.get("sample_villages")
-    sv = sv[sv["province_code"].astype(str).str[:2] == p2] if sv is not None and len(sv) else None
+    if "sample_villages" in (shared.get("by_province") or {}):
+        sv = shared["by_province"]["sample_villages"].get(p2)
+    else:
+        sv = shared.get("sample_villages")
+        sv = sv[sv["province_code"].astype(str).str[:2] == p2] if sv is not None and len(sv) else None
     labels = {}
     draw = shared.get("draw") or {}
     for st in ((draw.get("summary") or {}).get("stages") or {}).get("village", {}).get("strata", []):
@@ -296,10 +374,11 @@ def _sample(shared, sample, scores, p2) -> dict:
             by_vt.append({"label": labels.get(stratum, stratum), "villages": int(len(g)),
                           "households": int(s["village_code"].astype(str).isin(vcodes).sum())})
     by_status = []
-    sc = scores.set_index(scores["household_id"].astype(str)) if scores is not None else None
+    sc = scores[["register_status", "size"]] if scores is not None else None
+    sc_status = pd.to_numeric(sc["register_status"], errors="coerce") if sc is not None else None
     for st, g in s.groupby(pd.to_numeric(s["register_status"], errors="coerce"), sort=True):
         st_int = int(st)
-        done = sc[pd.to_numeric(sc["register_status"], errors="coerce") == st_int] if sc is not None else None
+        done = sc[sc_status == st_int] if sc is not None else None
         by_status.append({"label": STATUS_ZH.get(st_int, str(st_int)), "sampled": int(len(g)),
                           "interviewed": int(len(done)) if done is not None else 0,
                           "persons": int(pd.to_numeric(done["size"], errors="coerce").fillna(0).sum())
@@ -376,13 +455,14 @@ def _satisfaction(ws, hh) -> dict:
     top = int(cfg.get("top_box", 2))
     rows = []
     status = pd.to_numeric(hh["register_status"], errors="coerce")
+    # 1.0 / 0.0 for an answer at or above the top box, NaN for no answer: the mean by status is the rate
+    hits = pd.DataFrame({c: pd.to_numeric(hh[c], errors="coerce") for c in items})
+    hits = (hits <= top).astype(float).where(hits.notna())
+    means = hits.groupby(status).mean()
+    sizes = status.value_counts()
     for st in sorted(status.dropna().unique()):
-        g = hh[status == st]
-        rates = []
-        for c in items:
-            v = pd.to_numeric(g[c], errors="coerce").dropna()
-            rates.append(float((v <= top).mean()) if len(v) else None)
-        rows.append({"label": STATUS_ZH.get(int(st), str(st)), "n": int(len(g)), "rates": rates})
+        rates = [None if math.isnan(x) else float(x) for x in means.loc[st, items]]
+        rows.append({"label": STATUS_ZH.get(int(st), str(st)), "n": int(sizes[st]), "rates": rates})
     return {"items": [{"key": c, "label": SAT_LABELS.get(c, c)} for c in items], "rows": rows}
 
 
@@ -395,10 +475,12 @@ def _measures(hh) -> list:
     reg = hh[status.isin([1, 2, 3, 4])]
     if not len(reg):
         return []
-    sets = reg["measures"].fillna("").astype(str).str.split()
+    tokens = reg["measures"].fillna("").astype(str).str.split().reset_index(drop=True).explode()
+    pairs = pd.DataFrame({"row": tokens.index, "m": tokens.to_numpy()}).drop_duplicates()
+    counts = pairs["m"].value_counts()
     out = []
     for m in MEASURES:
-        n = int(sets.map(lambda s: m in s).sum())
+        n = int(counts.get(m, 0))
         out.append({"label": m, "households": n, "share": n / len(reg)})
     return out
 
@@ -417,7 +499,11 @@ def _cases(shared, hh, p2, county_names, village_names) -> list:
     cases = shared.get("cases")
     if cases is None or not len(cases):
         return []
-    c = cases[(cases["county_code"].astype(str).str[:2] == p2) & (cases["status"] != "overturned")]
+    if "cases" in (shared.get("by_province") or {}):
+        c = shared["by_province"]["cases"].get(p2, cases.iloc[0:0])
+        c = c[c["status"] != "overturned"]
+    else:
+        c = cases[(cases["county_code"].astype(str).str[:2] == p2) & (cases["status"] != "overturned")]
     if not len(c):
         return []
     c = c.assign(_o=(c["status"] != "confirmed")).sort_values(["_o", "kind", "household_id"], kind="stable")
@@ -425,8 +511,11 @@ def _cases(shared, hh, p2, county_names, village_names) -> list:
     info = {}
     if hh is not None:
         cols = [x for x in ("head_name", "head_id_number", "phone") if x in hh]
-        info = hh.drop_duplicates("household_id", keep="last").set_index(hh.drop_duplicates(
-            "household_id", keep="last")["household_id"].astype(str))[cols].to_dict("index") if cols else {}
+        if cols:
+            ids = hh["household_id"].astype(str)
+            listed = ids.isin(set(c["household_id"].astype(str)))
+            h = hh.loc[listed.to_numpy(), cols].set_index(ids[listed.to_numpy()])
+            info = h[~h.index.duplicated(keep="last")].to_dict("index")
     reviews = shared.get("reviews")
     comments = {}
     if reviews is not None and len(reviews) and "comment" in reviews:
@@ -459,12 +548,9 @@ def _quality(shared, p2) -> list:
         iid = int(r.import_id)
         if p2 not in provs.get(iid, set()):
             continue
-        top = []
-        if issues is not None and len(issues):
-            g = issues[issues["import_id"] == iid]
-            if len(g):
-                label = g["rule_zh"].where(g["rule_zh"].notna() & (g["rule_zh"] != ""), g["rule"])
-                top = [{"rule": str(k), "count": int(v)} for k, v in label.value_counts().head(3).items()]
+        if "top_problems" not in shared:
+            shared["top_problems"] = _top_problems(issues)
+        top = [dict(p) for p in shared["top_problems"].get(iid, [])]
         out.append({"file": str(r.file), "instrument": r.instrument, "rows_in": _f(r.rows_in), "accepted": _f(r.accepted),
                     "quarantined": _f(r.quarantined), "errors": _f(r.errors), "warnings": _f(r.warnings),
                     "top_problems": top})
