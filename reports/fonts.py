@@ -151,12 +151,14 @@ def _sc_index(path: Path) -> int | None:
     return 0
 
 
-def _subset_font(source: Path, chars: str, target: Path) -> None:
+def _subset_font(source: Path, chars: str, target: Path, *, lazy: bool = False) -> None:
+    """``lazy``: read only the tables and glyphs the subset keeps (same output for a TrueType source, and
+    about five times faster for the run font, which keeps a few hundred of the GB2312 subset's glyphs)."""
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
     index = _sc_index(source)
-    font = TTFont(str(source), fontNumber=index if index is not None else -1, lazy=False)
+    font = TTFont(str(source), fontNumber=index if index is not None else -1, lazy=lazy)
     options = subset.Options()
     # no substitution features: their closure (vertical forms, locale variants) doubles the glyph count, and
     # the cost of WeasyPrint's own subsetting grows with the number of glyphs in the font
@@ -269,7 +271,7 @@ def run_fonts(text: str, base: FontSet | None = None) -> FontSet:
     for weight, src in (("regular", base.regular), ("bold", base.bold)):
         target = d / f"tpa-run-{weight}-{key}.ttf"
         if not target.is_file():
-            _subset_font(src, chars, target)
+            _subset_font(src, chars, target, lazy=True)
         else:
             os.utime(target)
         out[weight] = target
