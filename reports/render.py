@@ -230,16 +230,33 @@ def make_charts(view: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- PDF
-def _write_pdf(html: str, out_path: Path, fonts, title: str) -> dict:
+_STYLES: dict = {}
+
+
+def _styles(fonts):
+    """The font configuration and parsed stylesheet of a run font, made once per process: a worker renders
+    many documents, and a fresh FontConfiguration loads the faces into fontconfig and Pango again and
+    empties their caches (about 0.3 s per document)."""
     import weasyprint
     from weasyprint.text.fonts import FontConfiguration
 
-    from templates import TEMPLATE_DIR
-
     from .fonts import font_face_css
 
-    fc = FontConfiguration()
-    css = weasyprint.CSS(string=font_face_css(fonts) + stylesheet_text(), font_config=fc)
+    sheet = stylesheet_text()
+    key = (str(fonts.regular), str(fonts.bold), sheet)
+    if key not in _STYLES:
+        _STYLES.clear()                       # another run's font: let the old configuration go
+        fc = FontConfiguration()
+        _STYLES[key] = (fc, weasyprint.CSS(string=font_face_css(fonts) + sheet, font_config=fc))
+    return _STYLES[key]
+
+
+def _write_pdf(html: str, out_path: Path, fonts, title: str) -> dict:
+    import weasyprint
+
+    from templates import TEMPLATE_DIR
+
+    fc, css = _styles(fonts)
     t0 = time.perf_counter()
     doc = weasyprint.HTML(string=html, base_url=str(TEMPLATE_DIR)).render(stylesheets=[css], font_config=fc)
     t1 = time.perf_counter()
@@ -276,9 +293,10 @@ def _render_one(view: dict, out_path, fonts) -> dict:
     return res
 
 
-def _base_checks(views: list[dict]):
+def _base_checks(views: list[dict], sizes: list | None = None):
     """Phase 1 in the parent: HTML without charts for each view, checked against the base font; returns the
-    run font covering every document."""
+    run font covering every document. ``sizes``, when given, receives each document's HTML length (its
+    rendering cost, roughly)."""
     from . import charts
     from .fonts import report_fonts, run_fonts
 
@@ -288,6 +306,8 @@ def _base_checks(views: list[dict]):
         html = render_html(view, placeholder_charts(view))
         check_document(html, base, f"the report {view['title']}")
         texts.append(visible_text(html))
+        if sizes is not None:
+            sizes.append(len(html))
     texts.append(charts.chart_texts({}))
     return run_fonts("".join(texts) + stylesheet_text(), base)
 
@@ -311,45 +331,102 @@ def _worker(args):
     return _render_one(view, out_path, fonts)
 
 
-def render_many(jobs: list[tuple[dict, str | Path]], *, workers: int | None = None, on_done=None) -> list[dict]:
+def _ready():
+    return os.getpid()
+
+
+# modules the worker processes need, imported once in the forkserver that forks them
+PRELOAD = ["reports.render", "reports.charts", "weasyprint"]
+
+
+class RenderPool:
+    """The worker processes that write the PDFs.
+
+    Made before the workspace is read (``with RenderPool(2) as pool: ...``) so that starting the workers
+    (a forkserver importing WeasyPrint, then a fork per worker) happens while the parent reads data and
+    builds the contexts, not after. With one worker, documents are rendered in the calling process.
+    """
+
+    def __init__(self, workers: int | None = None):
+        self.workers = max(1, workers or (os.cpu_count() or 1))
+        self.executor = None
+        if self.workers > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            # forkserver: workers fork from a clean server process (the parent may hold Arrow/SQLite threads,
+            # which make a plain fork unsafe); the server imports WeasyPrint once, so workers start fast
+            methods = mp.get_all_start_methods()
+            ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+            if "forkserver" in methods:
+                ctx.set_forkserver_preload(PRELOAD)
+            self.executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            # the executor starts a process per submitted task up to max_workers: start them all now
+            for _ in range(self.workers):
+                self.executor.submit(_ready)
+
+    def close(self):
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def render_many(jobs: list[tuple[dict, str | Path]], *, workers: int | None = None, on_done=None,
+                pool: RenderPool | None = None, meanwhile=None) -> list[dict]:
     """Render several documents (province or national contexts with their output paths) in worker processes.
 
     ``on_done(result)`` is called in the parent as each document is finished (for progress). Results come back
     in the order of ``jobs``. A failing document raises its ReportError after the others have finished.
+    ``pool``: a started RenderPool to use (else one is made for the call, with ``workers`` processes).
+    ``meanwhile()`` is called in the parent once every document is handed to the workers, for other work
+    (the XLSX tables) that then overlaps the rendering.
     """
     views = [prepare_view(ctx) for ctx, _ in jobs]
-    fonts = _base_checks(views)
-    workers = max(1, min(workers or (os.cpu_count() or 1), len(jobs)))
-    results: list[dict | None] = [None] * len(jobs)
-    errors = []
-    if workers == 1:
-        for k, (view, (_, out)) in enumerate(zip(views, jobs)):
+    sizes: list[int] = []
+    fonts = _base_checks(views, sizes)
+    own = pool is None
+    if own:
+        pool = RenderPool(max(1, min(workers or (os.cpu_count() or 1), len(jobs))))
+    try:
+        return _render_all(pool, views, [out for _, out in jobs], fonts, sizes, on_done, meanwhile)
+    finally:
+        if own:
+            pool.close()
+
+
+def _render_all(pool, views, outs, fonts, sizes, on_done, meanwhile):
+    from concurrent.futures import as_completed
+
+    results: list[dict | None] = [None] * len(views)
+    if pool.executor is None:
+        if meanwhile:
+            meanwhile()
+        for k, (view, out) in enumerate(zip(views, outs)):
             results[k] = _render_one(view, out, fonts)
             if on_done:
                 on_done(results[k])
         return results
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # forkserver: workers fork from a clean server process (the parent may hold Arrow/SQLite threads, which
-    # make a plain fork unsafe); the server imports WeasyPrint once, so workers start fast
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if "forkserver" in methods:
-        ctx.set_forkserver_preload(["reports.render", "reports.charts", "weasyprint"])
-    # largest documents first so that the last worker is not left with the longest one
-    order = sorted(range(len(jobs)), key=lambda k: -len(views[k].get("county_indicators") or []))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_worker, (views[k], jobs[k][1], fonts)): k for k in order}
-        for fut in as_completed(futures):
-            k = futures[fut]
-            try:
-                results[k] = fut.result()
-            except ReportError as exc:
-                errors.append(exc)
-                continue
-            if on_done:
-                on_done(results[k])
+    # longest documents first, so that no worker is left alone with a long one at the end
+    order = sorted(range(len(views)), key=lambda k: -sizes[k])
+    futures = {pool.executor.submit(_worker, (views[k], outs[k], fonts)): k for k in order}
+    if meanwhile:
+        meanwhile()
+    errors = []
+    for fut in as_completed(futures):
+        k = futures[fut]
+        try:
+            results[k] = fut.result()
+        except ReportError as exc:
+            errors.append(exc)
+            continue
+        if on_done:
+            on_done(results[k])
     if errors:
         raise errors[0]
     return results
