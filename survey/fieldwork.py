@@ -1076,6 +1076,10 @@ def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: s
     by_code = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[by_code], np.arange(len(hids) + 1))
     rows_of = {h: by_code[bounds[k]:bounds[k + 1]] for k, h in enumerate(hids.tolist())}
+    # values read as arrays (cell by cell on Arrow columns was slow); each household is changed once, after reading
+    ans_hid, ans_inst = ans["household_id"].astype(str).tolist(), ans["instrument"].astype(str).tolist()
+    member_no, id_number = members["member_no"].to_numpy(), members["id_number"].to_numpy(dtype=object)
+    no_rows = np.array([], dtype=np.intp)
 
     def pick(ok) -> int | None:
         for p in order:
@@ -1096,26 +1100,27 @@ def _plant(ans: pd.DataFrame, members: pd.DataFrame, counts: dict, rng, taken: s
             if p is None:
                 break
             idx = ans.index[p]
-            hid = str(ans.at[idx, "household_id"])
-            inst = str(ans.at[idx, "instrument"])
-            mrows = members.index[rows_of.get(hid, np.array([], dtype=np.intp))]
+            hid, inst = ans_hid[p], ans_inst[p]
+            pos = rows_of.get(hid, no_rows)
+            mrows = members.index[pos]
             m = PlantedMistake(kind, "", inst, hid, hid, "main", None, rule=EXPECTED_RULE[kind])
             if kind == "id_number_typo":
                 r = mrows[-1]
-                wrong = _wrong_check_digit(str(members.at[r, "id_number"]))
+                wrong = _wrong_check_digit(str(id_number[pos[-1]]))
                 members.at[r, "id_number"] = wrong
-                m.sheet, m.field, m.member_no, m.value = "members", "id_number", int(members.at[r, "member_no"]), wrong
+                m.sheet, m.field, m.member_no, m.value = "members", "id_number", int(member_no[pos[-1]]), wrong
             elif kind == "out_of_range":
                 r = mrows[0]
                 f, v = ("age", 150) if j % 2 == 0 else ("migrant_months", 14)
                 members.at[r, f] = v
-                m.sheet, m.field, m.member_no, m.value = "members", f, int(members.at[r, "member_no"]), str(v)
+                m.sheet, m.field, m.member_no, m.value = "members", f, int(member_no[pos[0]]), str(v)
             elif kind == "duplicate_household":
                 m.field = "household_id"
                 m.value = hid
             elif kind == "missing_member":
-                r = members.loc[mrows].sort_values("member_no").index[-1]
-                m.field, m.member_no, m.value = "declared_size", int(members.at[r, "member_no"]), str(size[p])
+                last = pos[np.argsort(member_no[pos], kind="quicksort")[-1]]    # as sort_values("member_no")
+                r = members.index[last]
+                m.field, m.member_no, m.value = "declared_size", int(member_no[last]), str(size[p])
                 dropped.append(r)
             elif kind == "end_before_start":
                 s, e = ans.at[idx, "interview_start"], ans.at[idx, "interview_end"]
