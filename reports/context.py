@@ -369,20 +369,21 @@ def _sample(shared, sample, scores, p2) -> dict:
         labels[st.get("stratum")] = st.get("label") or st.get("stratum")
     by_vt = []
     if sv is not None:
+        s_villages = s["village_code"].astype(str)
         for stratum, g in sv.groupby("stratum", sort=True):
             vcodes = set(g["village_code"].astype(str))
             by_vt.append({"label": labels.get(stratum, stratum), "villages": int(len(g)),
-                          "households": int(s["village_code"].astype(str).isin(vcodes).sum())})
+                          "households": int(s_villages.isin(vcodes).sum())})
     by_status = []
-    sc = scores[["register_status", "size"]] if scores is not None else None
-    sc_status = pd.to_numeric(sc["register_status"], errors="coerce") if sc is not None else None
+    done_n, done_persons = {}, {}
+    if scores is not None:
+        sc_status = pd.to_numeric(scores["register_status"], errors="coerce")
+        done_n = sc_status.value_counts().to_dict()
+        done_persons = pd.to_numeric(scores["size"], errors="coerce").groupby(sc_status).sum().to_dict()
     for st, g in s.groupby(pd.to_numeric(s["register_status"], errors="coerce"), sort=True):
         st_int = int(st)
-        done = sc[sc_status == st_int] if sc is not None else None
         by_status.append({"label": STATUS_ZH.get(st_int, str(st_int)), "sampled": int(len(g)),
-                          "interviewed": int(len(done)) if done is not None else 0,
-                          "persons": int(pd.to_numeric(done["size"], errors="coerce").fillna(0).sum())
-                          if done is not None else 0})
+                          "interviewed": int(done_n.get(st_int, 0)), "persons": int(done_persons.get(st_int, 0))})
     interviewed = len(interviewed_ids & set(sample["household_id"].astype(str)))
     reserves_used = len(interviewed_ids & set(reserves["household_id"].astype(str)))
     return {"counties": int(s["county_code"].nunique()), "villages": int(s["village_code"].nunique()),
@@ -475,9 +476,10 @@ def _measures(hh) -> list:
     reg = hh[status.isin([1, 2, 3, 4])]
     if not len(reg):
         return []
-    tokens = reg["measures"].fillna("").astype(str).str.split().reset_index(drop=True).explode()
-    pairs = pd.DataFrame({"row": tokens.index, "m": tokens.to_numpy()}).drop_duplicates()
-    counts = pairs["m"].value_counts()
+    counts: dict = {}
+    for text in reg["measures"].fillna("").astype(str):
+        for m in set(text.split()):
+            counts[m] = counts.get(m, 0) + 1
     out = []
     for m in MEASURES:
         n = int(counts.get(m, 0))

@@ -361,12 +361,20 @@ class RenderPool:
             if "forkserver" in methods:
                 ctx.set_forkserver_preload(PRELOAD)
             self.executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
-            # the executor starts a process per submitted task up to max_workers: start them all now
-            for _ in range(self.workers):
-                self.executor.submit(_ready)
+            # the executor starts a process per submitted task up to max_workers: start them all now, from a
+            # thread, because the first start waits for the forkserver to import its modules (about 1 s)
+            import threading
+
+            self._starting = threading.Thread(target=self._start, daemon=True)
+            self._starting.start()
+
+    def _start(self):
+        for _ in range(self.workers):
+            self.executor.submit(_ready)
 
     def close(self):
         if self.executor is not None:
+            self._starting.join()
             self.executor.shutdown(wait=True, cancel_futures=True)
             self.executor = None
 
