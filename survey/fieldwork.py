@@ -35,7 +35,9 @@ household, sheet and field and the validation rule expected to report it:
     unknown_household    a typo in household_id (not in the sample)  main.household_id   not_in_sample
 
 Deterministic: same workspace (draw, population) and seed give byte-identical files (XLSX properties, ZIP member
-times and the SAV header's creation time are fixed).
+times and the SAV header's creation time are fixed), whatever the number of ``workers``: every random draw is made
+in the calling process, in a fixed order, and each file is then written from its own arguments, by worker
+processes (fresh interpreters) and the calling process together.
 """
 from __future__ import annotations
 
@@ -566,8 +568,14 @@ def _text_column(s: pd.Series, odk_times: bool) -> pd.Series:
 
 
 def _csv_text(df: pd.DataFrame, *, odk_times: bool = False) -> str:
-    text = pd.DataFrame({c: _text_column(df[c], odk_times) for c in df.columns}, index=df.index)
-    return text.to_csv(index=False, lineterminator="\n" if odk_times else "\r\n", quoting=csv.QUOTE_MINIMAL)
+    # the csv module on the text columns directly (what DataFrame.to_csv does, less its per-chunk overhead)
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n" if odk_times else "\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow([str(c) for c in df.columns])
+    writer.writerows(zip(*[_text_column(df.iloc[:, j], odk_times).tolist() for j in range(df.shape[1])]))
+    return buf.getvalue()
 
 
 def _write_csv_gbk(path: Path, df: pd.DataFrame) -> str:
@@ -637,8 +645,6 @@ def _odk_columns(columns, cb) -> dict:
 
 
 # ================================================================================================ workers
-_JOB_WRITERS = {"xlsx": lambda *a: _write_xlsx(*a), "sav": lambda *a: _write_sav(*a),
-                "csv": lambda *a: _write_csv_gbk(*a), "odk": lambda *a: _write_odk(*a)}
 # A worker is a fresh interpreter fed pickled jobs on stdin: multiprocessing's spawn and forkserver import the
 # caller's main script again in every worker (a script without a __main__ guard would run twice), and fork is
 # unsafe while the caller holds SQLite connections and Arrow thread pools.
@@ -646,8 +652,10 @@ _WORKER_CODE = "import sys; sys.path[:0] = sys.argv[1:2]; from survey.fieldwork 
 
 
 def _run_job(job: tuple[str, tuple]):
+    """One file: ("xlsx" | "sav" | "csv" | "odk", the writer's arguments) -> what the writer returns."""
     kind, args = job
-    return _JOB_WRITERS[kind](*args)
+    writer = {"xlsx": _write_xlsx, "sav": _write_sav, "csv": _write_csv_gbk, "odk": _write_odk}[kind]
+    return writer(*args)
 
 
 def _serve_jobs() -> None:
@@ -733,8 +741,8 @@ class _Workers:
                     pickle.dump(jobs[j], proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                     proc.stdin.flush()
                     status, value = pickle.load(proc.stdout)
-                except (OSError, EOFError, pickle.UnpicklingError):
-                    todo.put(j)         # the worker died: the job goes back to the others
+                except Exception:       # the worker died (or its answer is unreadable): the job goes back,
+                    todo.put(j)         # and the caller's process writes it (raising its error, if any)
                     return
                 finish(j, status, value)
 
