@@ -611,7 +611,7 @@ def _write_sav(path: Path, df: pd.DataFrame, cb) -> None:
             if not len(s):
                 out[c] = s.astype(object).where(s.notna(), "").astype(str)
             elif isinstance(s.dtype, pd.StringDtype):
-                out[c] = s.to_numpy(dtype=object, na_value="")
+                out[c] = pd.Series(s.to_numpy(dtype=object, na_value=""), index=s.index, dtype=object)
             else:
                 out[c] = s.astype(object).where(s.notna(), "").astype(str).astype(object)
         elif v is not None and v.type == "date":
