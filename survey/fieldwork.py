@@ -701,7 +701,7 @@ class _Workers:
             try:
                 self.procs.append(subprocess.Popen([sys.executable, "-c", _WORKER_CODE, root],
                                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE))
-            except OSError:             # no interpreter to start: the caller writes everything itself
+            except (OSError, ValueError, TypeError):     # no interpreter to start: the caller writes it all
                 break
 
     def run(self, jobs: list, progress=None) -> list:

@@ -81,3 +81,18 @@ def test_a_failing_job_is_raised_in_the_caller_and_the_workers_end(tmp_path):
         pool.close()
     assert results == ["gbk"] * 4
     assert all(p.returncode == 0 for p in pool.procs)
+
+
+def test_a_worker_that_dies_leaves_its_jobs_to_the_caller(tmp_path, monkeypatch):
+    import survey.fieldwork as fw
+
+    monkeypatch.setattr(fw, "_WORKER_CODE", "import sys; sys.exit(3)")
+    df = pd.DataFrame({"a": ["是", "否"]})
+    jobs = [("csv", (tmp_path / f"f{i}.csv", df)) for i in range(5)]
+    pool = _Workers(2)
+    pool.start(1)
+    try:
+        assert pool.run(jobs) == ["gbk"] * 5
+    finally:
+        pool.close()
+    assert all((tmp_path / f"f{i}.csv").read_bytes().decode("gbk").splitlines()[1] == "是" for i in range(5))
