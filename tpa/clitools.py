@@ -46,4 +46,7 @@ def progress(iterable=None, *, total=None, desc=None, unit="it"):
     """A progress bar on stderr, shown only when stderr is a terminal."""
     from tqdm import tqdm
 
+    # no monitor thread: an import forks its worker processes, and forking a process with threads is unsafe
+    tqdm.monitor_interval = 0
+
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
