@@ -666,6 +666,9 @@ def _serve_jobs() -> None:
 
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)                   # stray prints go to stderr, not into the result stream
+    # imported now, while the caller is still putting the answers together, rather than in the first job
+    import pyarrow  # noqa: F401
+    import pyreadstat  # noqa: F401
     inp = sys.stdin.buffer
     while True:
         try:
