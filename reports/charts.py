@@ -99,7 +99,7 @@ def _ticks(lo: float, hi: float, most: int = 7) -> tuple[list[float], float]:
     step = mag
     for m in (1, 2, 2.5, 5, 10):
         step = m * mag
-        if span / step <= most:
+        if span / step <= most + 1e-9:
             break
     first = math.ceil(lo / step - 1e-9)
     last = math.floor(hi / step + 1e-9)

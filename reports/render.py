@@ -9,9 +9,11 @@ How a run goes (``render_many``):
    is rendered once to HTML without charts. The characters of every document are checked against the CJK
    subset font (``fonts.check_coverage``: a character without a glyph fails loudly, naming it) and against
    leftover personal data (``masking.find_personal_data``: a full ID or phone number fails the document).
-2. One font for the run is cut to exactly the characters of all documents (``fonts.run_fonts``), so that
-   WeasyPrint's per-document subsetting works on a few hundred glyphs instead of tens of thousands.
-3. Worker processes draw the charts (hand-written SVG), render the final HTML and write each PDF.
+2. One font for the run is cut to exactly the characters of all documents (``fonts.run_fonts``) and
+   embedded whole in each PDF: a few hundred glyphs, no per-document subsetting of the CJK font.
+3. Worker processes (a ``RenderPool``, which ``reports.run`` starts before it reads the workspace) draw the
+   charts (hand-written SVG), render the final HTML and write each PDF, longest documents first; each
+   worker keeps one font configuration and parsed stylesheet for all its documents.
 """
 from __future__ import annotations
 
