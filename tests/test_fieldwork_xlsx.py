@@ -82,6 +82,20 @@ def test_direct_xlsx_reads_back_as_the_xlsxwriter_book(tmp_path, read_only):
     assert _cells(tmp_path / "new.xlsx", read_only) == _cells(tmp_path / "old.xlsx", read_only)
 
 
+def test_direct_xlsx_reads_back_as_the_xlsxwriter_book_with_calamine(tmp_path):
+    calamine = pytest.importorskip("python_calamine")
+    sheets = _frames()
+    _xlsxwriter_book(tmp_path / "old.xlsx", sheets)
+    _write_xlsx(tmp_path / "new.xlsx", sheets, dt.datetime(2020, 1, 1))
+
+    def cells(path):
+        wb = calamine.CalamineWorkbook.from_path(str(path))
+        return {name: [[(type(v).__name__, v) for v in row] for row in wb.get_sheet_by_name(name).to_python()]
+                for name in wb.sheet_names}
+
+    assert cells(tmp_path / "new.xlsx") == cells(tmp_path / "old.xlsx")
+
+
 def test_direct_xlsx_is_deterministic_and_readable_by_pandas(tmp_path):
     sheets = _frames()
     _write_xlsx(tmp_path / "a.xlsx", sheets, dt.datetime(2020, 1, 1))
