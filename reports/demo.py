@@ -180,7 +180,7 @@ def run_demo(out_dir, *, provinces=None, seed: int = 1, villages_per_county: int
                 lambda d: f"draw {d['draw_id']} (preset exit_check, seed {seed})")
     field_dir = out / "field"
     fw = step("fieldwork", lambda: simulate_fieldwork(ws, field_dir, seed=seed,
-                                                      teams_per_county=DEMO_TEAMS_PER_COUNTY),
+                                                      teams_per_county=DEMO_TEAMS_PER_COUNTY, workers=workers),
               lambda s: f"{len(s.files)} files (SAV, XLSX, GBK CSV, ODK ZIP) with planted mistakes")
 
     def do_import():

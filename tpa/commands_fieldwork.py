@@ -37,9 +37,11 @@ def register(cli: click.Group) -> None:
                   help="Share of sampled households that refuse (replaced by the next reserve).")
     @click.option("--teams-per-county", type=int, default=4, show_default=True,
                   help="Teams per county; formats rotate over teams: SAV, XLSX, GBK CSV, ODK ZIP.")
+    @click.option("--workers", type=click.IntRange(1, 64), default=None,
+                  help="Processes that write the files (default: the number of CPUs); the files do not depend on it.")
     @json_option
     def simulate_cmd(workspace, out_dir, population, seed, mistakes, mistakes_per_kind, refusal_rate, teams_per_county,
-                     as_json):
+                     workers, as_json):
         """Write the files field teams would send for the latest draw, answered from the synthetic population.
 
         Import them with `tpa import OUT/*`; the planted mistakes (the answer key) are listed with --json and
@@ -51,7 +53,8 @@ def register(cli: click.Group) -> None:
         if mistakes and mistakes_per_kind:
             mistakes = {k: mistakes_per_kind for k in MISTAKE_KINDS}
         s = simulate_fieldwork(ws, out_dir, population=population, seed=seed, mistakes=mistakes,
-                               refusal_rate=refusal_rate, teams_per_county=teams_per_county, progress=progress)
+                               refusal_rate=refusal_rate, teams_per_county=teams_per_county, progress=progress,
+                               workers=workers)
         if as_json:
             emit_json(s.to_json())
             return
