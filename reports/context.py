@@ -129,29 +129,10 @@ def _by_province(df, col) -> dict:
 
 
 def _indicator_inputs(ws, shared) -> dict:
-    """What ``survey.indicators.compute_indicators`` reads, read once for both levels (county, province):
-    the scores and the sample are the ones already loaded, the case flags and register populations are
-    computed here as compute_indicators does."""
-    from survey.indicators import Rules, _workspace_populations
-    from survey.review import case_flags, overturned_households
+    """The indicators' inputs, read once for both levels (county, province), reusing what is already loaded."""
+    from survey.indicators import indicator_inputs
 
-    rules = Rules.from_config(ws.config)
-    scores = shared["scores"].copy()
-    sample = shared["sample"]
-    if sample is None:
-        from sampling.draw import sample_households
-
-        sample = sample_households(ws)
-    reviews = shared.get("reviews")
-    if reviews is None:
-        from survey.review import current_reviews
-
-        reviews = current_reviews(ws)
-    flags = case_flags(scores, rules, reviews, overturned_households(ws))
-    for c in flags.columns:
-        if c.startswith(("confirmed_", "suspected_")):
-            scores[c] = flags[c].to_numpy()
-    return {"scores": scores, "sample": sample, "rules": rules, "populations": _workspace_populations(ws)}
+    return indicator_inputs(ws, scores=shared["scores"], sample=shared["sample"], reviews=shared.get("reviews"))
 
 
 def _indicators(inputs, by):

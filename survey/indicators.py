@@ -68,8 +68,8 @@ from sampling.errors import TpaError
 from .errors import ScoringError
 from .rules import NONREGISTERED, NOT_EXITED, Rules
 
-__all__ = ["Indicator", "indicators_from_scores", "compute_indicators", "zero_upper_bound", "format_percent",
-           "NAMES_ZH"]
+__all__ = ["Indicator", "indicators_from_scores", "compute_indicators", "indicator_inputs", "zero_upper_bound",
+           "format_percent", "NAMES_ZH"]
 
 NAMES_ZH = {
     "incidence": "综合贫困发生率",
@@ -598,24 +598,33 @@ def _incidence(key, rows, code, by, rules: Rules, populations, res, design, dd):
 
 
 # ---------------------------------------------------------------------------------------------- workspace
-def compute_indicators(ws, by: str = "county") -> list[Indicator]:
-    """Indicators from the workspace: stored scores, the latest draw, register populations, reviews, appeals."""
-    from .review import current_reviews, overturned_households
+def indicator_inputs(ws, *, scores: pd.DataFrame | None = None, sample: pd.DataFrame | None = None,
+                     reviews: pd.DataFrame | None = None) -> dict:
+    """What the indicators read from the workspace, read once (a report needs them at two levels): stored scores
+    with the review flags, the latest draw, the rules, register populations. ``scores``, ``sample``, ``reviews``:
+    give them when already loaded (they are not modified)."""
+    from sampling.draw import sample_households
+
+    from .review import case_flags, current_reviews, overturned_households
     from .score import read_scores
 
     rules = Rules.from_config(ws.config)
-    scores = read_scores(ws)
-    from sampling.draw import sample_households
-
-    sample = sample_households(ws)
-    from .review import case_flags
-
-    flags = case_flags(scores, rules, current_reviews(ws), overturned_households(ws))
+    scores = read_scores(ws) if scores is None else scores.copy()
+    sample = sample_households(ws) if sample is None else sample
+    reviews = current_reviews(ws) if reviews is None else reviews
+    flags = case_flags(scores, rules, reviews, overturned_households(ws))
     for c in flags.columns:
         if c.startswith(("confirmed_", "suspected_")):
             scores[c] = flags[c].to_numpy()
-    populations = _workspace_populations(ws)
-    return indicators_from_scores(scores, sample, rules, by=by, populations=populations)
+    return {"scores": scores, "sample": sample, "rules": rules, "populations": _workspace_populations(ws)}
+
+
+def compute_indicators(ws, by: str = "county", inputs: dict | None = None) -> list[Indicator]:
+    """Indicators from the workspace: stored scores, the latest draw, register populations, reviews, appeals.
+    ``inputs``: from indicator_inputs(ws), to compute several levels from one reading."""
+    inputs = inputs if inputs is not None else indicator_inputs(ws)
+    return indicators_from_scores(inputs["scores"], inputs["sample"], inputs["rules"], by=by,
+                                  populations=inputs["populations"])
 
 
 def _workspace_populations(ws) -> pd.DataFrame | None:
