@@ -148,11 +148,14 @@ def from_blob(blob: bytes) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def write_segment(con, import_id: int, kind: str, instrument: str, frame: pd.DataFrame,
-                  blob: bytes | None = None) -> int:
-    """Store ``frame`` as one segment (``blob``: its to_blob, when already made elsewhere)."""
+def write_segment(con, import_id: int, kind: str, instrument: str, frame: pd.DataFrame) -> int:
+    return write_blob(con, import_id, kind, instrument, to_blob(frame), len(frame))
+
+
+def write_blob(con, import_id: int, kind: str, instrument: str, blob: bytes, nrows: int) -> int:
+    """Store a segment already serialised with to_blob (a worker process made it)."""
     cur = con.execute("INSERT INTO store_segments (import_id, kind, instrument, nrows, data) VALUES (?,?,?,?,?)",
-                      (import_id, kind, instrument, len(frame), blob if blob is not None else to_blob(frame)))
+                      (import_id, kind, instrument, int(nrows), blob))
     return int(cur.lastrowid)
 
 

@@ -27,7 +27,7 @@ def register(cli: click.Group) -> None:
     @click.option("--encoding", default=None, help="Text encoding of CSV/tab files (default: detected: UTF-8, "
                                                    "UTF-8 BOM, GBK/GB18030); or the character set of old SAV files.")
     @click.option("--workers", type=click.IntRange(1, 64), default=None,
-                  help="Processes that validate the chunks of a long file (default: up to 2, by CPU count).")
+                  help="Processes working on a long file, this one included (default: the CPU count, at most 3).")
     @json_option
     def import_cmd(files, workspace, instrument, encoding, workers, as_json):
         """Import questionnaire files (CSV, XLSX, SAV/ZSAV, DTA, ODK/Kobo ZIP, Survey Solutions ZIP).
