@@ -179,12 +179,24 @@ def _subset_font(source: Path, chars: str, target: Path, *, lazy: bool = False) 
     os.replace(tmp, target)
 
 
+def _subset_target(weight: str, source: Path) -> Path:
+    key = hashlib.sha256((_file_hash(source) + "|" + RECIPE_VERSION + "|" + charset()).encode()).hexdigest()[:20]
+    return cache_dir() / f"tpa-cjk-{weight}-{key}.ttf"
+
+
+def subsets_cached() -> bool:
+    """True when both faces' subsets are in the cache (the first report run on a machine makes them, ~40 s)."""
+    try:
+        return all(_subset_target(w, find_source_font(w)).is_file() for w in ("regular", "bold"))
+    except ReportError:
+        return False
+
+
 def subset_path(weight: str = "regular", source: Path | None = None) -> Path:
     """The cached subset of one face, made on first use (atomic: safe with parallel workers)."""
     source = Path(source) if source else find_source_font(weight)
     chars = charset()
-    key = hashlib.sha256((_file_hash(source) + "|" + RECIPE_VERSION + "|" + chars).encode()).hexdigest()[:20]
-    target = cache_dir() / f"tpa-cjk-{weight}-{key}.ttf"
+    target = _subset_target(weight, source)
     if not target.is_file():
         try:
             tmp = target.with_name(target.name + f".otf.tmp{os.getpid()}")
