@@ -204,7 +204,7 @@ def test_pages_numbered_and_toc_points_at_the_right_pages(rendered):
     assert f"第2页共{n}页" in _squash(pages[1])
     assert f"第{n}页共{n}页" in _squash(pages[-1])
     toc = _squash(pages[1])
-    for heading in ("一、基本情况", "二、指标分析", "三、存在问题", "附录二方法说明"):
+    for heading in ("一、基本情况", "二、指标分析", "（一）全省指标", "（二）分县指标", "三、存在问题", "附录二方法说明"):
         number = int(re.search(re.escape(heading) + r"\.*(\d+)", toc).group(1))
         where = [k + 1 for k, p in enumerate(pages) if k > 1 and heading in _squash(p)]
         assert where and where[0] == number, (heading, number, where)
