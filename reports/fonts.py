@@ -110,6 +110,7 @@ def template_chars() -> str:
     return "".join(sorted(chars))
 
 
+@lru_cache(maxsize=1)
 def charset() -> str:
     """Every character a report may contain (the subset's coverage)."""
     chars = set(chr(c) for c in range(0x20, 0x7F))

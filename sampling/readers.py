@@ -37,7 +37,7 @@ def is_code_column(name, dtype_str=CODE_COLUMNS) -> bool:
 def content_hash(path) -> str:
     """sha256 hex digest of the file's bytes (recorded with every draw, SPEC §5)."""
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -45,23 +45,25 @@ def content_hash(path) -> str:
     return h.hexdigest()
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path, error=FrameError, *, folder_fix: str = "give the path of the table file inside the folder",
+               empty_fix: str = "export the table again; the file may have been truncated by a failed copy") -> None:
+    """The file exists, is a file and is not empty; else ``error`` (the calling stage's type) with the fix."""
     if not path.exists():
-        raise FrameError("file not found", code="file_not_found", file=path,
-                         fix="check the path and the file name (文件不存在，请检查路径)")
+        raise error("file not found", code="file_not_found", file=path,
+                    fix="check the path and the file name (文件不存在，请检查路径)")
     if path.is_dir():
-        raise FrameError("this is a folder, not a file", code="not_a_file", file=path,
-                         fix="give the path of the table file inside the folder")
+        raise error("this is a folder, not a file", code="not_a_file", file=path, fix=folder_fix)
     if path.stat().st_size == 0:
-        raise FrameError("the file is empty (0 bytes)", code="empty_file", file=path,
-                         fix="export the table again; the file may have been truncated by a failed copy")
+        raise error("the file is empty (0 bytes)", code="empty_file", file=path, fix=empty_fix)
+
+
 
 
 def detect_encoding(path) -> str:
     """The text encoding of a CSV: 'utf-8-sig' (BOM), 'utf-16' (BOM), 'utf-8', 'gb18030' (for GBK/GB2312/GB18030,
     its superset) or whatever charset-normalizer finds. Raises FrameError when nothing fits."""
     path = Path(path)
-    _check_file(path)
+    check_file(path)
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
     return _detect_from_bytes(head, path, complete=len(head) < _SNIFF_BYTES)
@@ -166,7 +168,7 @@ def read_table(path, *, encoding=None, sheet=None, dtype_str=CODE_COLUMNS, heade
             fix = "give a .csv, .xlsx, .sav, .zsav, .dta or .parquet file"
         raise FrameError(f"unsupported file type {path.suffix or '(no extension)'!r}", code="unknown_format",
                          file=path, fix=fix)
-    _check_file(path)
+    check_file(path)
     reader = {"csv": _read_csv, "xlsx": _read_xlsx, "sav": _read_stat, "dta": _read_stat,
               "parquet": _read_parquet}[fmt]
     try:

@@ -370,7 +370,7 @@ class _FileImport:
                                        f"{self.instrument} and was not imported")
                 continue
             frame = frame.reset_index(drop=True)
-            parent, item = group.key[0], (group.key[1] if len(group.key) > 1 else None)
+            item = group.key[1] if len(group.key) > 1 else None
             if item and (item not in frame.columns or frame[item].isna().all()) and _ITEM in frame.columns:
                 frame[item] = frame[_ITEM]
             data_cols = [c for c in frame.columns if not str(c).startswith("_")]
@@ -623,7 +623,7 @@ class _FileImport:
                         extra[p] = [{"rule": "duplicate", "rule_zh": "同一户重复出现", "field": self.key,
                                      "value": k, "message_zh": "所属的户在本文件中重复出现且内容不同，整户隔离",
                                      "fix_zh": "同一户只保留一份记录后重新导入"}]
-                self._quarantine(chunk_reps_raw(rep_in, g), f, qpos, gk, g, label, reasons, extra)
+                self._quarantine(rep_in[g], f, qpos, gk, g, label, reasons, extra)
             self._count(g, accepted=int(in_store.sum()), duplicates_skipped=int(in_dup.sum()),
                         quarantined=int(q.sum()))
 
@@ -857,10 +857,6 @@ def _checked(out: _Checked, path) -> _Checked:
         message, column, fix = out.failure
         raise ImportFileError(message, code="wrong_instrument", file=path, column=column, fix=fix)
     return out
-
-
-def chunk_reps_raw(rep_in, g):
-    return rep_in[g]
 
 
 # ================================================================================================ public API

@@ -23,17 +23,12 @@ _SUFFIX = {".csv": "csv", ".txt": "csv", ".tab": "tab", ".tsv": "tab", ".xlsx": 
 
 def detect_format(path) -> str:
     """csv | tab | xlsx | sav | dta | zip, from the first bytes (a renamed file is still read right)."""
+    from sampling.readers import check_file
+
     path = Path(path)
-    if not path.exists():
-        raise ImportFileError("file not found", code="file_not_found", file=path,
-                              fix="check the path and the file name (文件不存在，请检查路径)")
-    if path.is_dir():
-        raise ImportFileError("this is a folder, not a file", code="not_a_file", file=path,
-                              fix="give the exported file itself (for a ZIP export, the .zip as downloaded)")
-    size = path.stat().st_size
-    if size == 0:
-        raise ImportFileError("the file is empty (0 bytes)", code="empty_file", file=path,
-                              fix="export the questionnaire data again; the copy may have failed")
+    check_file(path, ImportFileError,
+               folder_fix="give the exported file itself (for a ZIP export, the .zip as downloaded)",
+               empty_fix="export the questionnaire data again; the copy may have failed")
     with open(path, "rb") as fh:
         head = fh.read(512)
     by_ext = _SUFFIX.get(path.suffix.lower())

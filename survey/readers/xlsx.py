@@ -74,7 +74,7 @@ class XlsxSource(Source):
                                   fix="open it in Excel or WPS, save it again as .xlsx, or export it again") from None
         self._sheets = sheets
         main = sheets[0]
-        self.main_name = _title(main)
+        self.main_name = main.title
         self._main = main
         header, self.head_rows = self._header(main)
         self.columns = check_header(header, path, self.main_name)
@@ -111,7 +111,7 @@ class XlsxSource(Source):
                 h, _ = self._header(ws)
                 if not any(h):
                     continue
-                title = _title(ws)
+                title = ws.title
                 self.repeat_tables.setdefault(title, self._read_whole(ws, check_header(h, self.path, title)))
                 self.repeat_files.setdefault(title, title)
         return super().repeats()
@@ -201,10 +201,6 @@ class _CalamineSheet:
         if self._rows is None:
             self._rows = self.wb.get_sheet_by_name(self.title).to_python(skip_empty_area=False)
         return self._rows
-
-
-def _title(ws) -> str:
-    return ws.title
 
 
 def _iter_rows(ws):
