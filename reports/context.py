@@ -178,13 +178,12 @@ def _village_frame(ws, draw):
 
 def _import_provinces(ws):
     """{import_id: set of province prefixes} of the accepted household rows of each import."""
-    if not ws.table_exists("households"):
-        return {}
-    df = ws.read_sql("SELECT import_id, substr(household_id, 1, 2) AS p, COUNT(*) AS n FROM households "
-                     "GROUP BY import_id, p")
+    from survey import store
+
+    keys = store.read_keys(ws, "households", history=True)
     out: dict = {}
-    for r in df.itertuples(index=False):
-        out.setdefault(int(r.import_id), set()).add(str(r.p))
+    for imp, p in zip(keys["import_id"].tolist(), keys["household_id"].astype(str).str[:2].tolist()):
+        out.setdefault(int(imp), set()).add(p)
     return out
 
 

@@ -21,3 +21,8 @@ class EstimationError(SurveyError):
 
 class ScoringError(SurveyError):
     code = "scoring"
+
+
+class StoreError(SurveyError):
+    """The questionnaire store cannot be used as it is (e.g. written by an older version)."""
+    code = "store"

@@ -313,18 +313,6 @@ def _new_issue(file, sheet, row, key, field_, rule, rule_zh, value, message, fix
             "rule_zh": rule_zh, "severity": severity, "value": value, "message_zh": message, "fix_zh": fix}
 
 
-def _lookup_current(con, table: str, key: str, keys, roster: bool = False) -> pd.DataFrame:
-    names = ["_key", "import_id", "version", "row_hash", "file_row"] + (["roster_hash"] if roster else [])
-    keys = list(dict.fromkeys(keys))
-    if not keys:
-        return pd.DataFrame(columns=names)
-    extra = ", roster_hash" if roster else ""
-    rows = con.execute(
-        f"SELECT {key}, import_id, version, row_hash, file_row{extra} FROM {table} WHERE superseded_by IS NULL "
-        f"AND {key} IN (SELECT value FROM json_each(?))", (json.dumps(keys),)).fetchall()
-    return pd.DataFrame(rows, columns=names)
-
-
 # ================================================================================================ the import
 class _FileImport:
     """One file's import inside one transaction."""
@@ -421,10 +409,10 @@ class _FileImport:
         empty_rows = 0
         stored = 0
         pending = collections.deque()
-        # Checking (validation, hashing) runs in worker processes from a file's second chunk on, while this
-        # process reads ahead and stores the checked chunks in file order.
+        # Checking (validation, hashing) runs in worker processes when the file has more than one chunk, while
+        # this process reads ahead and stores the checked chunks in file order.
         with _ChunkPool(self._context(), self.workers) as pool:
-            for chunk in chunks:
+            for chunk, last in _with_last(chunks):
                 data_cols = [c for c in chunk.columns if not str(c).startswith("_")]
                 empty = chunk[data_cols].isna().all(axis=1).to_numpy() if data_cols else np.ones(len(chunk), bool)
                 if empty.any():
@@ -436,10 +424,12 @@ class _FileImport:
                 self._count("main", rows_in=len(chunk))
                 begun = self._begin_chunk(chunk, reps)
                 try:
-                    pending.append((begun, pool.submit(begun[2], begun[3]), len(chunk)))
+                    pending.append((begun, pool.submit(begun[2], begun[3], alone=last and not pool.submitted),
+                                    len(chunk)))
                 except BrokenProcessPool:
                     raise _worker_failed(self.src.path) from None
-                while len(pending) > pool.depth:
+                # store what is ready at the head (in file order); wait only when too much is in flight
+                while pending and (len(pending) > pool.depth or _ready(pending[0][1])):
                     stored += self._collect(pending.popleft(), stored)
             while pending:
                 stored += self._collect(pending.popleft(), stored)
@@ -485,7 +475,8 @@ class _FileImport:
 
     def _context(self) -> "_ChunkContext":
         return _ChunkContext(cb=self.cb, key=self.key, main_vars=self.main_vars, sample_ids=self.sample_ids,
-                             reserve_ids=self.reserve_ids, config=self.ws.config, file=self.file)
+                             reserve_ids=self.reserve_ids, config=self.ws.config, file=self.file,
+                             kind=self.kind, roster=self.roster)
 
     def _collect(self, item, stored: int) -> int:
         begun, job, n = item
@@ -510,7 +501,7 @@ class _FileImport:
         unit = pd.Series(out.unit_hash, index=keys.iloc[ok_pos].to_numpy())
         roster_u = out.roster_hash
 
-        cur = _lookup_current(self.con, self.table, self.key, keys.iloc[ok_pos].tolist(), self.roster)
+        cur = st.current_rows(self.con, self.kind, unit.index.to_numpy(), index=out.ok_keys)
         cur = cur.drop_duplicates("_key").set_index("_key")
         unit_signed = st.signed(unit.to_numpy(dtype=np.uint64))
         roster_signed = st.signed(roster_u)
@@ -520,19 +511,18 @@ class _FileImport:
             in_cur = unit.index.isin(cur.index)
             if in_cur.any():
                 c = cur.loc[unit.index[in_cur]]
-                same = c["row_hash"].to_numpy(dtype=np.int64) == unit_signed[in_cur]
+                same = c[st.ROW_HASH].to_numpy(dtype=np.int64) == unit_signed[in_cur]
                 if self.roster:
                     # a file with the roster is the same only if the roster is the same too; a file without
                     # one (main table only) leaves the stored roster as it is
-                    rh = c["roster_hash"].to_numpy(dtype=object)
-                    present = np.array([v is not None and v == v for v in rh], dtype=bool)
-                    stored = np.array([int(v) if p else 0 for v, p in zip(rh, present)], dtype=np.int64)
-                    same &= present & (stored == roster_signed[in_cur])
+                    rh = pd.array(c[st.ROSTER_HASH], dtype="Int64")
+                    present = ~rh.isna()
+                    same &= present & (rh.fillna(0).to_numpy(dtype=np.int64) == roster_signed[in_cur])
                 mine = c["import_id"].to_numpy() == self.import_id
                 st_sub = np.where(same, "dup", np.where(mine, "conflict", "supersede"))
                 status[in_cur] = st_sub
-                versions[in_cur] = c["version"].to_numpy(dtype=np.int64) + 1
-                for p, fr, s in zip(np.flatnonzero(in_cur), c["file_row"].to_numpy(), st_sub):
+                versions[in_cur] = c[st.VERSION].to_numpy(dtype=np.int64) + 1
+                for p, fr, s in zip(np.flatnonzero(in_cur), c[ROW].to_numpy(), st_sub):
                     if s == "conflict":
                         row_no = int(out.rows[ok_pos[p]])
                         key = unit.index[p]
@@ -547,35 +537,21 @@ class _FileImport:
 
         # supersede the earlier versions (and their rosters)
         if sup_keys:
-            payload = json.dumps(sup_keys)
-            self.con.execute(f"UPDATE {self.table} SET superseded_by = ? WHERE superseded_by IS NULL AND "
-                             f"{self.key} IN (SELECT value FROM json_each(?))", (self.import_id, payload))
+            st.supersede(self.con, self.kind, sup_keys, self.import_id)
             if self.kind == "households" and self.roster:
-                self.con.execute("UPDATE persons SET superseded_by = ? WHERE superseded_by IS NULL AND "
-                                 "household_id IN (SELECT value FROM json_each(?))", (self.import_id, payload))
+                st.supersede(self.con, "persons", sup_keys, self.import_id)
             self.r.superseded += len(sup_keys)
 
-        # accepted main rows
+        # accepted main rows: the checked chunk's error-free rows come serialised (a segment, every row version
+        # 1); when some are not stored (exact repeats, conflicts) or are new versions, it is made again
         if len(store_pos):
-            # the checked chunk's error-free rows come serialised (a segment); when some of them are not stored
-            # (exact repeats, conflicts) the segment is cut down to the stored ones
-            if len(store_pos) == len(ok_pos):
-                seg = st.write_blob(self.con, self.import_id, self.kind, self.instrument, out.ok_blob, len(ok_pos))
+            if len(store_pos) == len(ok_pos) and not sup_keys:
+                st.write_blob(self.con, self.import_id, self.kind, self.instrument, out.ok_blob, len(ok_pos),
+                              out.ok_keys)
             else:
                 frame = st.from_blob(out.ok_blob).iloc[np.flatnonzero(store_mask)].reset_index(drop=True)
-                seg = st.write_segment(self.con, self.import_id, self.kind, self.instrument, frame)
-            file_rows = out.rows[store_pos]
-            vers = versions[store_mask]
-            hs = unit_signed[store_mask]
-            n_store = len(store_pos)
-            cols = [keys.iloc[store_pos].tolist(), [self.instrument] * n_store, [self.import_id] * n_store,
-                    vers.tolist(), hs.tolist(), [seg] * n_store, range(n_store), file_rows.tolist()]
-            names = f"{self.key}, instrument, import_id, version, row_hash, segment_id, pos, file_row"
-            if self.kind == "households":
-                names += ", roster_hash"
-                cols.append(roster_signed[store_mask].tolist() if self.roster else [None] * n_store)
-            self.con.executemany(f"INSERT INTO {self.table} ({names}) VALUES ({','.join('?' * len(cols))})",
-                                 zip(*cols))
+                frame[st.VERSION] = versions[store_mask]
+                st.write_segment(self.con, self.import_id, self.kind, self.instrument, frame)
         self._count("main", accepted=len(store_pos), duplicates_skipped=int((status == "dup").sum()))
 
         # quarantined main rows: errors + in-file conflicts
@@ -601,19 +577,9 @@ class _FileImport:
                 gvars = [c for c in self.cb.repeats[g].variables if c in f.columns]
                 keep = [ROW] + gvars + ([USER_MISSING] if USER_MISSING in f.columns else [])
                 pos = np.flatnonzero(in_store)
-                frame = f.iloc[pos][keep].reset_index(drop=True)
-                seg = st.write_segment(self.con, self.import_id, "persons", self.instrument, frame)
-                item = self.cb.repeats[g].key[1] if len(self.cb.repeats[g].key) > 1 else None
-                nos = (pd.to_numeric(frame[item], errors="coerce").astype("Int64").astype(object)
-                       .where(frame[item].notna(), None).tolist() if item and item in frame.columns
-                       else [None] * len(pos))
-                hk = gk.iloc[pos].tolist()
-                self.con.executemany(
-                    "INSERT INTO persons (household_id, member_no, instrument, import_id, version, row_hash, "
-                    "segment_id, pos, file_row, superseded_by) VALUES (?,?,?,?,?,?,?,?,?,NULL)",
-                    zip(hk, nos, [self.instrument] * len(pos), [self.import_id] * len(pos),
-                        [version_of[k] for k in hk], st.signed(member_hash[g][pos]).tolist(), [seg] * len(pos),
-                        range(len(pos)), frame[ROW].astype("int64").tolist()))
+                hk = gk.iloc[pos].to_numpy()
+                frame = st.with_meta(f.iloc[pos][keep], member_hash[g][pos], [version_of[k] for k in hk])
+                st.write_segment(self.con, self.import_id, "persons", self.instrument, frame)
             qpos = np.flatnonzero(q)
             if len(qpos):
                 extra = {}
@@ -691,16 +657,7 @@ class _FileImport:
                 c = self.issue_counts.setdefault(g, [0, 0])
                 c[0] += int((mine & (sev == "error").to_numpy()).sum())
                 c[1] += int((mine & (sev == "warning").to_numpy()).sum())
-        cols = st.ISSUE_COLUMNS
-        frame = issues[cols].astype(object).where(issues[cols].notna(), None)
-        rows = []
-        for rec in frame.itertuples(index=False, name=None):
-            rec = list(rec)
-            rec[2] = None if rec[2] is None else int(rec[2])
-            rec[8] = None if rec[8] is None else str(rec[8])
-            rows.append([self.import_id] + rec)
-        self.con.executemany("INSERT INTO issues (import_id, file, sheet, row, household_id, field, rule, rule_zh, "
-                             "severity, value, message_zh, fix_zh) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        st.insert_issues(self.con, self.import_id, issues)
 
     def _finish(self) -> None:
         r = self.r
@@ -724,6 +681,8 @@ class _ChunkContext:
     reserve_ids: set | None
     config: dict
     file: str
+    kind: str
+    roster: bool
 
 
 @dataclass
@@ -740,6 +699,7 @@ class _Checked:
     member_hash: dict = None              # per repeat row
     roster_hash: np.ndarray = None        # per accepted-candidate row: its roster's content
     ok_blob: bytes | None = None          # the accepted-candidate rows (typed) as a store segment
+    ok_keys: object = None                # their st.KeyIndex
     seconds: float = 0.0
     failure: tuple | None = None          # (message, column, fix) of a CodebookError
 
@@ -789,9 +749,13 @@ def _validate_chunk(ctx: _ChunkContext, main_in: pd.DataFrame, rep_in: dict) -> 
                 roster_u = (roster_u ^ (add + np.uint64(st.hash_text(g)))) * np.uint64(1099511628211)
     keep_cols = [ROW] + [c for c in ctx.main_vars if c in typed.columns] + \
         ([USER_MISSING] if USER_MISSING in typed.columns else [])
-    ok_blob = st.to_blob(typed.iloc[ok_pos][keep_cols]) if len(ok_pos) else None
+    ok_blob, ok_keys = None, None
+    if len(ok_pos):
+        seg = st.with_meta(typed.iloc[ok_pos][keep_cols], h, 1, roster_u if ctx.roster else None,
+                           households=ctx.kind == "households")
+        ok_blob, ok_keys = st.to_blob(seg), st.KeyIndex.of(unit_keys)
     return _Checked(rows=typed[ROW].to_numpy(dtype="int64"), main_err=main_err, issues=res.issues.copy(), keys=keys, rtyped=rtyped, rerr=rerr,
-                    rkeys=rkeys, unit_hash=h, member_hash=member_hash, roster_hash=roster_u, ok_blob=ok_blob,
+                    rkeys=rkeys, unit_hash=h, member_hash=member_hash, roster_hash=roster_u, ok_blob=ok_blob, ok_keys=ok_keys,
                     seconds=time.perf_counter() - t0)
 
 
@@ -807,23 +771,42 @@ def _validate_in_worker(main_in: pd.DataFrame, rep_in: dict) -> _Checked:
     return _validate_chunk(_WORKER_CONTEXT, main_in, rep_in)
 
 
+def _with_last(items):
+    """(item, is_last) pairs: one item read ahead."""
+    it = iter(items)
+    try:
+        prev = next(it)
+    except StopIteration:
+        return
+    for item in it:
+        yield prev, False
+        prev = item
+    yield prev, True
+
+
+def _ready(job) -> bool:
+    return not hasattr(job, "done") or job.done()
+
+
 class _ChunkPool:
-    """Checks chunks: the first in this process (most files are one chunk), later ones in ``workers - 1`` worker
-    processes started on the second chunk, this process being busy reading and storing. ``depth``: how many
-    chunks may wait to be stored (bounds memory)."""
+    """Checks chunks: a file's only chunk in this process (most files are one chunk: no process to start);
+    otherwise in ``workers - 1`` worker processes, except when every worker already has two chunks waiting: then
+    this process checks the chunk itself instead of idling (reading and storing take it less time than checking
+    takes a worker). ``depth``: how many chunks may wait to be stored (bounds memory)."""
 
     def __init__(self, ctx: _ChunkContext, workers: int | None):
         self.ctx = ctx
-        # measured on 2 cores, 1M-row SAV: in process 19-21 s, one worker 15 s, two workers 17 s (three busy
-        # processes on two cores)
+        # measured on 2 cores, 1M-row SAV: one worker beside this process is best; two workers oversubscribe
         self.workers = max(1, workers if workers is not None else min(3, os.cpu_count() or 1))
-        self.depth = self.workers
+        self.depth = 2 * self.workers + 1
         self.pool = None
         self.submitted = 0
+        self.jobs = []
 
-    def submit(self, main_in: pd.DataFrame, rep_in: dict):
+    def submit(self, main_in: pd.DataFrame, rep_in: dict, alone: bool = False):
         self.submitted += 1
-        if self.workers == 1 or self.submitted == 1:
+        self.jobs = [j for j in self.jobs if not j.done()]
+        if self.workers == 1 or alone or len(self.jobs) >= 2 * (self.workers - 1):
             return _validate_chunk(self.ctx, main_in, rep_in)
         if self.pool is None:
             import multiprocessing
@@ -834,7 +817,9 @@ class _ChunkPool:
             # only forbids using a connection across fork), and they are all forked before the pool's thread.
             self.pool = ProcessPoolExecutor(self.workers - 1, mp_context=multiprocessing.get_context("fork"),
                                             initializer=_init_worker, initargs=(self.ctx,))
-        return self.pool.submit(_validate_in_worker, main_in, rep_in)
+        job = self.pool.submit(_validate_in_worker, main_in, rep_in)
+        self.jobs.append(job)
+        return job
 
     def __enter__(self):
         return self
@@ -1225,10 +1210,8 @@ def import_status(ws) -> pd.DataFrame:
     reserves_drawn, interviewed (sampled households with a current questionnaire), reserves_used, completion_pct
     = (interviewed + reserves_used) / sampled, capped at 100, village_questionnaire (0/1), not_in_sample
     (households stored that are not in the draw). Without a draw: counts of what came in, sample columns empty."""
-    hh = _current_households(ws)
-    vill = set()
-    if ws.table_exists("villages"):
-        vill = set(ws.read_sql("SELECT village_code FROM villages WHERE superseded_by IS NULL")["village_code"])
+    hh = st.read_keys(ws, "households")[["household_id"]]
+    vill = set(st.read_keys(ws, "villages")["village_code"])
     sample = None
     if ws.table_exists("draws") and ws.table_exists("sample_households"):
         d = ws.read_sql("SELECT draw_id FROM draws ORDER BY created DESC LIMIT 1")
@@ -1282,9 +1265,3 @@ def import_status(ws) -> pd.DataFrame:
         out[col] = out[col].astype(int)
     return out[cols].sort_values(["county_code", "level", "village_code"], ascending=[True, False, True]) \
         .reset_index(drop=True)
-
-
-def _current_households(ws) -> pd.DataFrame:
-    if not ws.table_exists("households"):
-        return pd.DataFrame(columns=["household_id"])
-    return ws.read_sql("SELECT household_id FROM households WHERE superseded_by IS NULL")

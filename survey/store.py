@@ -2,27 +2,37 @@
 
 Tables (created here, CREATE TABLE IF NOT EXISTS):
 
-- ``households`` / ``persons`` / ``villages``: one index row per stored row: its key, ``instrument``,
-  ``import_id``, ``version`` (1, 2, … per key), ``row_hash`` (content hash of the row), for households
-  ``roster_hash`` (of its roster rows; NULL when the file had no roster), ``file_row``, ``superseded_by`` (NULL = current; else the import that replaced it) and where its values
-  are (``segment_id``, ``pos``).
-- ``store_segments``: the typed values of the accepted rows, one Arrow IPC blob per imported chunk (column types
-  survive exactly: codes stay text, Int64 stays Int64, datetimes stay datetimes).
+- ``store_segments``: the accepted rows, one Arrow IPC blob per imported chunk and kind ('households', 'persons',
+  'villages'). Column types survive exactly (codes stay text, Int64 stays Int64, datetimes stay datetimes). Besides
+  the codebook's columns a segment holds, per row, ``_row`` (its row in the file), ``_row_hash`` (content hash),
+  ``_version`` (1, 2, … per key) and for households ``_roster_hash`` (of its roster rows; null when the file had
+  no roster). Per segment: ``keys`` (the 64-bit hashes of its rows' keys, in row order) and ``min_key`` /
+  ``max_key``, so finding the stored rows of a set of keys reads only the segments that can hold them.
+- ``superseded``: (segment_id, pos, by_import) of every row a later import replaced. Current rows are the rest.
 - ``quarantine``: rejected rows with the values as read (``payload`` JSON) and their ``reasons`` (JSON list).
-- ``issues``: every validation problem of every import (survey.validate.ISSUE_COLUMNS + ``import_id``).
+- ``issue_segments``: every validation problem of every import (survey.validate.ISSUE_COLUMNS), one Arrow blob
+  per imported chunk (one SQLite row per problem cost more than finding it); read with read_issues.
 - ``audit_log``: every import: file, sha256, size, time, user, instrument, counts, status
   ('imported' | 'unchanged' | 'rejected'), message, where the validation report went.
 
-Current rows are those with ``superseded_by IS NULL``; a corrected file supersedes the earlier rows of the same
-households (and their rosters), which stay with their history (``history=True``).
+Why no index row per stored row: SQLite inserts cost ~5 µs a row here, more than reading and validating it; the
+per-segment key hashes give the same lookups at a fraction of the cost (an import of 1M rows into an empty store
+reads no segment at all).
+
+A corrected file supersedes the earlier rows of the same households (and their rosters), which stay with their
+history (``history=True``).
 """
 from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from .errors import StoreError
+from .readers.base import ROW
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -33,36 +43,27 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_sha ON audit_log(sha256, status);
 CREATE TABLE IF NOT EXISTS store_segments (
     segment_id INTEGER PRIMARY KEY AUTOINCREMENT, import_id INTEGER NOT NULL, kind TEXT NOT NULL,
-    instrument TEXT, nrows INTEGER, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS households (
-    household_id TEXT NOT NULL, instrument TEXT NOT NULL, import_id INTEGER NOT NULL, version INTEGER NOT NULL,
-    row_hash INTEGER, segment_id INTEGER NOT NULL, pos INTEGER NOT NULL, file_row INTEGER,
-    superseded_by INTEGER, roster_hash INTEGER);
-CREATE INDEX IF NOT EXISTS households_current ON households(household_id) WHERE superseded_by IS NULL;
-CREATE TABLE IF NOT EXISTS persons (
-    household_id TEXT NOT NULL, member_no INTEGER, instrument TEXT NOT NULL, import_id INTEGER NOT NULL,
-    version INTEGER NOT NULL, row_hash INTEGER, segment_id INTEGER NOT NULL, pos INTEGER NOT NULL,
-    file_row INTEGER, superseded_by INTEGER);
-CREATE INDEX IF NOT EXISTS persons_current ON persons(household_id) WHERE superseded_by IS NULL;
-CREATE TABLE IF NOT EXISTS villages (
-    village_code TEXT NOT NULL, instrument TEXT NOT NULL, import_id INTEGER NOT NULL, version INTEGER NOT NULL,
-    row_hash INTEGER, segment_id INTEGER NOT NULL, pos INTEGER NOT NULL, file_row INTEGER,
-    superseded_by INTEGER);
-CREATE INDEX IF NOT EXISTS villages_current ON villages(village_code) WHERE superseded_by IS NULL;
+    instrument TEXT, nrows INTEGER, min_key TEXT, max_key TEXT, keys BLOB, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS store_segments_kind ON store_segments(kind, min_key);
+CREATE TABLE IF NOT EXISTS superseded (
+    segment_id INTEGER NOT NULL, pos INTEGER NOT NULL, by_import INTEGER NOT NULL,
+    PRIMARY KEY (segment_id, pos)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quarantine (
     import_id INTEGER NOT NULL, file TEXT, sheet TEXT, row INTEGER, key TEXT, instrument TEXT,
     payload TEXT, reasons TEXT);
 CREATE INDEX IF NOT EXISTS quarantine_import ON quarantine(import_id);
-CREATE TABLE IF NOT EXISTS issues (
-    import_id INTEGER NOT NULL, file TEXT, sheet TEXT, row INTEGER, household_id TEXT, field TEXT, rule TEXT,
-    rule_zh TEXT, severity TEXT, value TEXT, message_zh TEXT, fix_zh TEXT);
-CREATE INDEX IF NOT EXISTS issues_import ON issues(import_id);
+CREATE TABLE IF NOT EXISTS issue_segments (
+    segment_id INTEGER PRIMARY KEY AUTOINCREMENT, import_id INTEGER NOT NULL, nrows INTEGER, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS issue_segments_import ON issue_segments(import_id);
 """
 
 # kind -> (index table, key column)
 KINDS = {"households": ("households", "household_id"), "persons": ("persons", "household_id"),
          "villages": ("villages", "village_code")}
-DATA_TABLES = ("households", "persons", "villages", "quarantine", "issues", "store_segments")
+DATA_TABLES = ("store_segments", "superseded", "quarantine", "issue_segments")
+# per-row bookkeeping columns of a segment (not codebook variables)
+ROW_HASH, ROSTER_HASH, VERSION = "_row_hash", "_roster_hash", "_version"
+META_COLUMNS = (ROW_HASH, ROSTER_HASH, VERSION)
 ISSUE_COLUMNS = ["file", "sheet", "row", "household_id", "field", "rule", "rule_zh", "severity", "value",
                  "message_zh", "fix_zh"]
 AUDIT_COLUMNS = ["import_id", "file", "path", "sha256", "size", "time", "user", "instrument", "format", "encoding",
@@ -72,9 +73,20 @@ AUDIT_COLUMNS = ["import_id", "file", "path", "sha256", "size", "time", "user", 
 
 def ensure_schema(con) -> None:
     """Create the store's tables (inside the caller's transaction)."""
+    check_format(con)
     for stmt in SCHEMA.split(";"):
         if stmt.strip():
             con.execute(stmt)
+
+
+def check_format(con) -> None:
+    """Refuse a store written by tpa before November 2026 (one SQLite index row per stored row)."""
+    old = con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='households'").fetchone()
+    if old:
+        raise StoreError("this workspace's questionnaire store was written by an older tpa (one index row per "
+                         "stored row) and this version cannot read it", code="store_format",
+                         fix="make a new workspace (tpa init) and import the files again; the audit log of the "
+                             "old one lists them (tpa import status, or the audit_log table)")
 
 
 def ensure_store(ws) -> None:
@@ -148,61 +160,205 @@ def from_blob(blob: bytes) -> pd.DataFrame:
     return table.to_pandas()
 
 
+def key_hashes(keys) -> np.ndarray:
+    """64-bit hashes of key texts (the same in every process: pandas' fixed hash key)."""
+    return pd.util.hash_array(np.asarray(keys, dtype=object)).astype(np.uint64)
+
+
+@dataclass
+class KeyIndex:
+    """What store_segments holds about a segment's keys."""
+    hashes: bytes
+    min_key: str | None
+    max_key: str | None
+
+    @classmethod
+    def of(cls, keys) -> "KeyIndex":
+        keys = np.asarray(keys, dtype=object)
+        present = pd.Series(keys).dropna()          # hashes stay in row order: the segment's positions
+        if present.empty:
+            return cls(key_hashes(keys).tobytes(), None, None)
+        return cls(key_hashes(keys).tobytes(), str(present.min()), str(present.max()))
+
+
+def with_meta(frame: pd.DataFrame, row_hash, version, roster_hash=None, *, households: bool = False) -> pd.DataFrame:
+    """``frame`` with the per-row bookkeeping columns of a segment (signed 64-bit hashes as SQLite and Arrow
+    hold them; ``_roster_hash`` only for households, null where the file had no roster)."""
+    out = frame.reset_index(drop=True).copy()
+    out[ROW_HASH] = signed(np.asarray(row_hash, dtype=np.uint64))
+    out[VERSION] = np.broadcast_to(np.asarray(version, dtype=np.int64), len(out)).copy()
+    if households:
+        out[ROSTER_HASH] = pd.array(signed(np.asarray(roster_hash, dtype=np.uint64)) if roster_hash is not None
+                                    else [None] * len(out), dtype="Int64")
+    return out
+
+
 def write_segment(con, import_id: int, kind: str, instrument: str, frame: pd.DataFrame) -> int:
-    return write_blob(con, import_id, kind, instrument, to_blob(frame), len(frame))
+    """Store ``frame`` (made with with_meta) as one segment of ``kind``."""
+    key = KINDS[kind][1]
+    return write_blob(con, import_id, kind, instrument, to_blob(frame), len(frame), KeyIndex.of(frame[key]))
 
 
-def write_blob(con, import_id: int, kind: str, instrument: str, blob: bytes, nrows: int) -> int:
+def write_blob(con, import_id: int, kind: str, instrument: str, blob: bytes, nrows: int, keys: KeyIndex) -> int:
     """Store a segment already serialised with to_blob (a worker process made it)."""
-    cur = con.execute("INSERT INTO store_segments (import_id, kind, instrument, nrows, data) VALUES (?,?,?,?,?)",
-                      (import_id, kind, instrument, int(nrows), blob))
+    cur = con.execute("INSERT INTO store_segments (import_id, kind, instrument, nrows, min_key, max_key, keys, data) "
+                      "VALUES (?,?,?,?,?,?,?,?)", (import_id, kind, instrument, int(nrows), keys.min_key,
+                                                   keys.max_key, keys.hashes, blob))
     return int(cur.lastrowid)
+
+
+def _read_columns(blob: bytes, columns) -> pd.DataFrame:
+    """Only ``columns`` of a segment (the others are not decompressed)."""
+    import pyarrow as pa
+
+    reader = pa.ipc.open_file(pa.py_buffer(blob))
+    names = reader.schema.names
+    wanted = [names.index(c) for c in columns if c in names]
+    reader = pa.ipc.open_file(pa.py_buffer(blob), options=pa.ipc.IpcReadOptions(included_fields=wanted))
+    return reader.read_all().to_pandas()
+
+
+def _superseded(con, segment_ids) -> pd.DataFrame:
+    ids = [int(s) for s in segment_ids]
+    if not ids:
+        return pd.DataFrame(columns=["segment_id", "pos", "by_import"])
+    rows = con.execute("SELECT segment_id, pos, by_import FROM superseded WHERE segment_id IN "
+                       "(SELECT value FROM json_each(?))", (json.dumps(ids),)).fetchall()
+    return pd.DataFrame(rows, columns=["segment_id", "pos", "by_import"])
+
+
+def current_rows(con, kind: str, keys, columns=(ROW, ROW_HASH, ROSTER_HASH, VERSION), *,
+                 index: KeyIndex | None = None) -> pd.DataFrame:
+    """The current stored rows of ``kind`` whose key is one of ``keys``: ``_key``, ``segment_id``, ``pos``,
+    ``import_id`` and ``columns``. Reads only the segments whose key range and key hashes can match.
+    ``index``: the KeyIndex of ``keys`` when the caller has it (saves hashing them again)."""
+    key = KINDS[kind][1]
+    names = ["_key", "segment_id", "pos", "import_id"] + list(columns)
+    if index is None:
+        index = KeyIndex.of(pd.unique(pd.Series(np.asarray(keys, dtype=object)).dropna().astype(str).to_numpy()))
+    if index.min_key is None:
+        return pd.DataFrame(columns=names)
+    segs = con.execute("SELECT segment_id, import_id, keys FROM store_segments WHERE kind = ? AND min_key <= ? "
+                       "AND max_key >= ? ORDER BY segment_id", (kind, index.max_key, index.min_key)).fetchall()
+    if not segs:
+        return pd.DataFrame(columns=names)
+    wanted = np.sort(np.frombuffer(index.hashes, dtype=np.uint64))
+    # a 4M-slot filter on the top 22 bits first: most segments share no key with the chunk, and testing a
+    # segment's hashes there costs a tenth of a binary search
+    shift = np.uint64(42)
+    mark = np.zeros(1 << 22, dtype=bool)
+    mark[wanted >> shift] = True
+    hits = []
+    for seg, imp, blob in segs:
+        h = np.frombuffer(blob or b"", dtype=np.uint64)
+        cand = np.flatnonzero(mark[h >> shift])
+        if not len(cand):
+            continue
+        at = np.minimum(np.searchsorted(wanted, h[cand]), len(wanted) - 1)
+        pos = cand[wanted[at] == h[cand]]
+        if len(pos):
+            hits.append((seg, imp, pos))
+    if not hits:
+        return pd.DataFrame(columns=names)
+    gone = _superseded(con, [h[0] for h in hits])
+    gone = set(zip(gone["segment_id"].tolist(), gone["pos"].tolist()))
+    key_set = pd.Index(pd.Series(np.asarray(keys, dtype=object)).dropna().astype(str).unique())
+    parts = []
+    for seg, imp, pos in hits:
+        if gone:
+            pos = np.array([p for p in pos.tolist() if (seg, p) not in gone], dtype=np.int64)
+            if not len(pos):
+                continue
+        blob = con.execute("SELECT data FROM store_segments WHERE segment_id = ?", (seg,)).fetchone()[0]
+        data = _read_columns(blob, [key, *columns]).iloc[pos]
+        data = data[data[key].astype(str).isin(key_set).to_numpy()]      # a hash collision is not a match
+        part = pd.DataFrame({"_key": data[key].astype(str).to_numpy(), "segment_id": seg,
+                             "pos": data.index.to_numpy(dtype=np.int64), "import_id": imp})
+        for c in columns:
+            part[c] = data[c].to_numpy() if c in data.columns else None
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=names)
+    return pd.concat(parts, ignore_index=True)[names]
+
+
+def supersede(con, kind: str, keys, by_import: int) -> int:
+    """Mark the current rows of ``kind`` with these keys as replaced by import ``by_import``; how many."""
+    found = current_rows(con, kind, keys, columns=())
+    con.executemany("INSERT INTO superseded (segment_id, pos, by_import) VALUES (?,?,?)",
+                    zip(found["segment_id"].tolist(), found["pos"].tolist(), [int(by_import)] * len(found)))
+    return len(found)
 
 
 # ------------------------------------------------------------------------------------------- reading
 def _connect_read(ws):
     if not ws.table_exists("audit_log"):
         return None
-    return ws.connect()
+    con = ws.connect()
+    try:
+        check_format(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
-def _read_kind(ws, kind: str, *, history: bool = False, instrument=None, import_id=None) -> pd.DataFrame:
-    table, key = KINDS[kind]
+def _segments(con, kind: str, *, instrument=None, import_id=None) -> list:
+    where, params = ["kind = ?"], [kind]
+    if instrument is not None:
+        where.append("instrument = ?")
+        params.append(instrument)
+    if import_id is not None:
+        where.append("import_id = ?")
+        params.append(int(import_id))
+    return con.execute("SELECT segment_id, import_id, instrument FROM store_segments WHERE " + " AND ".join(where)
+                       + " ORDER BY import_id, segment_id", params).fetchall()
+
+
+def _read_kind(ws, kind: str, *, history: bool = False, instrument=None, import_id=None,
+               columns=None) -> pd.DataFrame:
+    key = KINDS[kind][1]
+    empty = pd.DataFrame(columns=[key, "instrument", "import_id", "version"] + (["superseded_by"] if history else []))
     con = _connect_read(ws)
     if con is None:
-        return pd.DataFrame(columns=[key, "instrument", "import_id", "version"])
+        return empty
+    parts = []
     try:
-        where, params = [], []
-        if not history:
-            where.append("superseded_by IS NULL")
-        if instrument is not None:
-            where.append("instrument = ?")
-            params.append(instrument)
-        if import_id is not None:
-            where.append("import_id = ?")
-            params.append(int(import_id))
-        sql = (f"SELECT {key} AS _key, instrument, import_id, version, superseded_by, segment_id, pos, file_row "
-               f"FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY import_id, segment_id, pos")
-        index = pd.read_sql_query(sql, con, params=params)
-        parts = []
-        for seg, grp in index.groupby("segment_id", sort=False):
-            blob = con.execute("SELECT data FROM store_segments WHERE segment_id = ?", (int(seg),)).fetchone()[0]
-            data = from_blob(blob)
-            part = data.iloc[grp["pos"].to_numpy()].reset_index(drop=True)
-            part["instrument"] = grp["instrument"].to_numpy()
-            part["import_id"] = grp["import_id"].to_numpy()
-            part["version"] = grp["version"].to_numpy()
+        segs = _segments(con, kind, instrument=instrument, import_id=import_id)
+        gone = _superseded(con, [s[0] for s in segs])
+        gone_by = {seg: g for seg, g in gone.groupby("segment_id")} if len(gone) else {}
+        for seg, imp, instr in segs:
+            blob = con.execute("SELECT data FROM store_segments WHERE segment_id = ?", (seg,)).fetchone()[0]
+            data = from_blob(blob) if columns is None else _read_columns(blob, [key, VERSION, *columns])
+            by = pd.array([None] * len(data), dtype="Int64")
+            g = gone_by.get(seg)
+            if g is not None:
+                by[g["pos"].to_numpy(dtype=np.int64)] = g["by_import"].to_numpy(dtype=np.int64)
+            if not history and g is not None:
+                keep = by.isna()
+                data, by = data[keep].reset_index(drop=True), by[keep]
+            if data.empty:
+                continue
+            data = data.drop(columns=[c for c in (ROW_HASH, ROSTER_HASH) if c in data.columns])
+            data = data.rename(columns={VERSION: "version"})
+            data.insert(len(data.columns) - 1, "instrument", instr)
+            data.insert(len(data.columns) - 1, "import_id", imp)
+            version = data.pop("version")
+            data["version"] = version.to_numpy(dtype=np.int64)
             if history:
-                part["superseded_by"] = pd.array(grp["superseded_by"].to_numpy(), dtype="Int64")
-            parts.append(part)
+                data["superseded_by"] = by
+            parts.append(data)
     finally:
         con.close()
     if not parts:
-        cols = [key, "instrument", "import_id", "version"] + (["superseded_by"] if history else [])
-        return pd.DataFrame(columns=cols)
-    out = pd.concat(parts, ignore_index=True)
-    return out
+        return empty
+    return pd.concat(parts, ignore_index=True)
+
+
+def read_keys(ws, kind: str, *, history: bool = False) -> pd.DataFrame:
+    """The keys of the current rows of ``kind`` (every version with history=True) with ``import_id``, ``instrument``
+    and ``version``: reads only the key column of each segment."""
+    return _read_kind(ws, kind, history=history, columns=())
 
 
 def read_households(ws, *, history: bool = False, instrument: str | None = None) -> pd.DataFrame:
@@ -222,6 +378,21 @@ def read_villages(ws, *, history: bool = False) -> pd.DataFrame:
     return _read_kind(ws, "villages", history=history)
 
 
+def insert_issues(con, import_id: int, issues: pd.DataFrame) -> None:
+    """Append validation problems (ISSUE_COLUMNS) of an import."""
+    if issues is None or issues.empty:
+        return
+    frame = issues[ISSUE_COLUMNS].reset_index(drop=True).astype(object)
+    frame = frame.where(frame.notna(), None)
+    frame["row"] = pd.array([None if v is None else int(v) for v in frame["row"]], dtype="Int64")
+    frame["value"] = [None if v is None else str(v) for v in frame["value"]]
+    for c in ISSUE_COLUMNS:
+        if c != "row":
+            frame[c] = pd.array(frame[c], dtype="str")
+    con.execute("INSERT INTO issue_segments (import_id, nrows, data) VALUES (?,?,?)",
+                (int(import_id), len(frame), to_blob(frame)))
+
+
 def read_imports(ws) -> pd.DataFrame:
     """The audit log: one row per import attempt (imported, unchanged or rejected)."""
     if not ws.table_exists("audit_log"):
@@ -239,11 +410,24 @@ def read_quarantine(ws, import_id: int | None = None) -> pd.DataFrame:
 
 
 def read_issues(ws, import_id: int | None = None) -> pd.DataFrame:
-    """Validation problems of every import (or one), with ``import_id``."""
-    if not ws.table_exists("issues"):
-        return pd.DataFrame(columns=["import_id"] + ISSUE_COLUMNS)
-    sql = "SELECT * FROM issues" + (" WHERE import_id = ?" if import_id is not None else "") + " ORDER BY rowid"
-    out = ws.read_sql(sql, () if import_id is None else (int(import_id),))
+    """Validation problems of every import (or one), with ``import_id``, in the order they were found."""
+    empty = pd.DataFrame(columns=["import_id"] + ISSUE_COLUMNS)
+    con = _connect_read(ws)
+    if con is None:
+        return empty
+    try:
+        sql = "SELECT import_id, data FROM issue_segments" + (" WHERE import_id = ?" if import_id is not None
+                                                               else "") + " ORDER BY segment_id"
+        parts = []
+        for imp, blob in con.execute(sql, () if import_id is None else (int(import_id),)):
+            part = from_blob(blob)
+            part.insert(0, "import_id", imp)
+            parts.append(part)
+    finally:
+        con.close()
+    if not parts:
+        return empty
+    out = pd.concat(parts, ignore_index=True)
     out["row"] = pd.array(out["row"], dtype="Int64")
     return out
 
@@ -260,7 +444,8 @@ def data_fingerprint(ws) -> dict:
         for t in DATA_TABLES:
             h = hashlib.sha256()
             n = 0
-            for row in con.execute(f"SELECT * FROM {t} ORDER BY rowid"):
+            order = "segment_id, pos" if t == "superseded" else "rowid"
+            for row in con.execute(f"SELECT * FROM {t} ORDER BY {order}"):
                 h.update(repr(row).encode())
                 n += 1
             out[t] = (n, h.hexdigest())

@@ -51,8 +51,8 @@ def _counts(ws, import_id):
     con = ws.connect()
     try:
         q = lambda sql: con.execute(sql, (import_id,)).fetchone()[0]  # noqa: E731
-        return (q("SELECT count(*) FROM households WHERE import_id=?") + q("SELECT count(*) FROM persons WHERE "
-                                                                           "import_id=?"),
+        return (q("SELECT coalesce(sum(nrows), 0) FROM store_segments WHERE import_id=? "
+                  "AND kind IN ('households', 'persons')"),
                 q("SELECT count(*) FROM quarantine WHERE import_id=?"))
     finally:
         con.close()

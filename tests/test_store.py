@@ -138,3 +138,41 @@ def test_import_waits_for_another_writer(tmp_path, monkeypatch):
     r = importer.import_file(ws, p, write_report=False)
     t.join()
     assert released.is_set() and r.status == "imported" and r.accepted == 2
+
+
+def test_a_store_of_the_old_format_is_refused_with_a_fix_and_left_alone(tmp_path):
+    from survey.errors import StoreError
+
+    ws = init_workspace(tmp_path / "ws")
+    main, _ = households(2)
+    p = tmp_path / "hh.csv"
+    main.drop(columns=ROW).to_csv(p, index=False)
+    with ws.transaction() as con:      # what tpa wrote before November 2026: one index row per stored row
+        con.execute("CREATE TABLE audit_log (import_id INTEGER PRIMARY KEY, file TEXT, status TEXT NOT NULL)")
+        con.execute("CREATE TABLE households (household_id TEXT NOT NULL, import_id INTEGER, segment_id INTEGER)")
+        con.execute("INSERT INTO households VALUES ('520102001001', 1, 1)")
+    with pytest.raises(StoreError) as exc:
+        import_file(ws, p, write_report=False)
+    assert exc.value.code == "store_format" and "tpa init" in exc.value.fix
+    with pytest.raises(StoreError):
+        store.read_households(ws)
+    assert ws.read_sql("SELECT count(*) AS n FROM households")["n"].iloc[0] == 1
+    assert not ws.table_exists("store_segments")
+
+
+def test_finding_stored_rows_by_key_reads_only_matching_segments(tmp_path):
+    ws = init_workspace(tmp_path / "ws")
+    store.ensure_store(ws)
+    a = pd.DataFrame({"household_id": ["a1", "a2", "a3"], ROW: [2, 3, 4]})
+    b = pd.DataFrame({"household_id": ["b1", "a2"], ROW: [2, 3]})
+    with ws.transaction() as con:
+        s1 = store.write_segment(con, 1, "households", "x", store.with_meta(a, [11, 12, 13], 1, households=True))
+        s2 = store.write_segment(con, 2, "households", "x", store.with_meta(b, [21, 22], 2, households=True))
+        store.supersede(con, "households", ["a2"], 3)        # both stored a2 rows are current: both go
+        found = store.current_rows(con, "households", ["a3", "a2", "b1", "zz"])
+    assert sorted(zip(found["_key"], found["segment_id"], found["pos"])) == [("a3", s1, 2), ("b1", s2, 0)]
+    assert found.set_index("_key").loc["b1", store.VERSION] == 2
+    assert found.set_index("_key").loc["a3", store.ROW_HASH] == 13
+    hist = store.read_households(ws, history=True)
+    assert sorted(hist.loc[hist["superseded_by"].notna(), "household_id"]) == ["a2", "a2"]
+    assert sorted(store.read_households(ws)["household_id"]) == ["a1", "a3", "b1"]
