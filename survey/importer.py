@@ -33,6 +33,7 @@ import os
 import sqlite3
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from . import store as st
+from .allocator import bulk_allocation
 from .errors import CodebookError, ImportFileError
 from .readers import DEFAULT_CHUNK_ROWS, LINK, PARENT, ROW, USER_MISSING, open_source
 
@@ -412,7 +414,9 @@ class _FileImport:
         # Checking (validation, hashing) runs in worker processes when the file has more than one chunk, while
         # this process reads ahead and stores the checked chunks in file order.
         with _ChunkPool(self._context(), self.workers) as pool:
-            for chunk, last in _with_last(chunks):
+            hint = getattr(self.src, "n_rows_hint", None)     # SAV/DTA know their size: no need to read ahead
+            items = ((c, hint <= self.chunk_rows) for c in chunks) if hint is not None else _with_last(chunks)
+            for chunk, last in items:
                 data_cols = [c for c in chunk.columns if not str(c).startswith("_")]
                 empty = chunk[data_cols].isna().all(axis=1).to_numpy() if data_cols else np.ones(len(chunk), bool)
                 if empty.any():
@@ -798,7 +802,7 @@ class _ChunkPool:
         self.ctx = ctx
         # measured on 2 cores, 1M-row SAV: one worker beside this process is best; two workers oversubscribe
         self.workers = max(1, workers if workers is not None else min(3, os.cpu_count() or 1))
-        self.depth = 2 * self.workers + 1
+        self.depth = 3 * self.workers + 1
         self.pool = None
         self.submitted = 0
         self.jobs = []
@@ -806,7 +810,7 @@ class _ChunkPool:
     def submit(self, main_in: pd.DataFrame, rep_in: dict, alone: bool = False):
         self.submitted += 1
         self.jobs = [j for j in self.jobs if not j.done()]
-        if self.workers == 1 or alone or len(self.jobs) >= 2 * (self.workers - 1):
+        if self.workers == 1 or alone or len(self.jobs) >= 3 * (self.workers - 1):
             return _validate_chunk(self.ctx, main_in, rep_in)
         if self.pool is None:
             import multiprocessing
@@ -859,7 +863,8 @@ def import_file(ws, path, *, instrument=None, encoding=None, progress=None,
     path = Path(path)
     result = ImportResult(file=path.name, path=str(path))
     try:
-        _import(ws, path, result, instrument, encoding, progress, chunk_rows, roster, workers)
+        with bulk_allocation():
+            _import(ws, path, result, instrument, encoding, progress, chunk_rows, roster, workers)
     except ImportFileError as exc:
         if exc.file is None:
             exc.file = str(path)
@@ -1026,24 +1031,33 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
     from .readers import detect_format
     detect_format(path)   # existence, emptiness, kind: fails before anything else
     result.size = path.stat().st_size
-    result.sha256 = _sha256(path)
+    if roster is not None:
+        detect_format(roster[0])
+    _ensure_store(ws)
+    # the file's hash is computed while its first chunk is read (hashlib and file reads let go of the GIL)
+    with ThreadPoolExecutor(1) as hasher:
+        sha = hasher.submit(_sha256, path)
+        source = open_source(path, encoding=encoding)
+        try:
+            chunks = source.iter_main(chunk_rows)
+            t = time.perf_counter()
+            first = next(chunks, None)
+            result.timings["read"] = time.perf_counter() - t
+            result.sha256 = sha.result()
+        except BaseException:
+            source.close()
+            raise
     if roster is not None:   # a household file + its members file: one unit, one hash of both
         import hashlib
-        detect_format(roster[0])
         result.sha256 = hashlib.sha256(f"{result.sha256}+{_sha256(Path(roster[0]))}".encode()).hexdigest()
-    _ensure_store(ws)
     prior = _prior_import(ws, result.sha256)
     if prior is not None:
+        source.close()
         _unchanged(ws, result, prior)
         return
-    source = open_source(path, encoding=encoding)
     try:
         result.format, result.encoding = source.format, source.encoding
         result.messages.extend(source.warnings)
-        chunks = source.iter_main(chunk_rows)
-        t = time.perf_counter()
-        first = next(chunks, None)
-        result.timings["read"] = time.perf_counter() - t
         cb = choose_codebook(source.columns, source.head_rows, first, instrument, path, source.encoding)
         result.instrument = _instrument_name(cb)
         _label_warnings(cb, source, result)

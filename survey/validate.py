@@ -229,6 +229,11 @@ def coerce_column(raw: pd.Series, v: Variable):
         missing = np.isnan(f0)
         f0[np.isinf(f0)] = np.nan
         text = None
+    elif t in ("date", "datetime") and pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        # Times already (SAV, DTA, XLSX): formatting them as text to read them back cost more than the rest
+        numeric_raw = False
+        text = None
+        missing = raw.isna().to_numpy()
     else:
         numeric_raw = False
         text = _clean_text(raw)

@@ -249,11 +249,19 @@ def decode(mat: np.ndarray, lay: SavLayout, encoding: str, formats: dict) -> pd.
     n = mat.shape[0]
     out = {}
     mat = np.ascontiguousarray(mat)
+    # every numeric column into one (columns, rows) block, system missing replaced in one pass; the frame's
+    # columns are views of it (copy=False below: consolidating them into a block again cost a copy per chunk)
+    numeric = [start for _, start, _, width in lay.columns if width == 0]
+    block = np.empty((len(numeric), n), dtype=np.uint64)
+    for j, start in enumerate(numeric):
+        block[j] = mat[:, start]
+    block[block == SYSMIS_BITS] = NAN_BITS
+    floats = block.view(np.float64)
+    j = 0
     for name, start, units, width in lay.columns:
         if width == 0:
-            bits = mat[:, start].copy()
-            bits[bits == SYSMIS_BITS] = NAN_BITS
-            vals = bits.view(np.float64)
+            vals = floats[j]
+            j += 1
             fmt = (formats.get(name) or "").upper()
             if fmt.startswith(_DATE_FORMATS):
                 secs = vals - _EPOCH_OFFSET
@@ -274,4 +282,4 @@ def decode(mat: np.ndarray, lay: SavLayout, encoding: str, formats: dict) -> pd.
                     pass
             out[name] = pd.Series(np.char.rstrip(fixed, b" ")).str.decode(encoding, errors="replace") \
                 .astype("str")
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, copy=False)
