@@ -953,8 +953,11 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
     # Duplicates, orphans, linkage.
     _check_duplicates(tab, [cb.key], issues, "main", "duplicate", "此户（户编码相同）" if cb.key == "household_id"
                       else "此村（村代码相同）", "同一户（村）只保留一行：删除重复的行，或改正录错的编码")
+    # Integer codes of the keys, shared by the main table and every roster (equal key text, equal code).
+    names = list(rep_tabs)
+    all_codes, ncodes = _shared_codes(tab.keys_text, *[rep_tabs[g][0].keys_text for g in names])
     if "head_id_number" in tab.typed and cb.key in tab.typed:
-        key_dup = _duplicated(_shared_codes(tab.keys_text)[0][0])
+        key_dup = _duplicated(all_codes[0])
         hid = tab.typed["head_id_number"].reset_index(drop=True)
         valid = hid.notna().to_numpy() & ~key_dup
         dup = np.zeros(tab.n, dtype=bool)
@@ -967,9 +970,6 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
             issues.add(sheet="main", mask=dup, table=tab, rule="duplicate_head_id",
                        rule_zh=BUILTIN_RULES["duplicate_head_id"][0], severity="warning", field="head_id_number",
                        value=_value_text(hid, pos), message=msg, fix="核对两户是否为同一户；如是，删除一行")
-    # Integer codes of the keys, shared by the main table and every roster (equal key text, equal code).
-    names = list(rep_tabs)
-    all_codes, ncodes = _shared_codes(tab.keys_text, *[rep_tabs[g][0].keys_text for g in names])
     main_codes, rep_codes = all_codes[0], dict(zip(names, all_codes[1:]))
     in_main = np.zeros(ncodes, dtype=bool)
     in_main[main_codes[tab.keys_text != ""]] = True

@@ -176,3 +176,28 @@ def test_finding_stored_rows_by_key_reads_only_matching_segments(tmp_path):
     hist = store.read_households(ws, history=True)
     assert sorted(hist.loc[hist["superseded_by"].notna(), "household_id"]) == ["a2", "a2"]
     assert sorted(store.read_households(ws)["household_id"]) == ["a1", "a3", "b1"]
+
+
+def test_text_hashes_depend_on_the_text_only():
+    texts = ["", "a", "abcdefgh", "abcdefghi", "abcdefgh\x00", "张三", "张三 ", "52010200100100010", None, "张三"]
+    h = store.text_hashes(texts)
+    assert h[5] == h[9]                                     # equal texts, equal hashes
+    assert len(set(h[:9].tolist())) == 9                    # prefixes, a trailing NUL, a trailing blank differ
+    for dtype in ("object", "str", "string"):               # whatever pandas holds them as
+        assert np.array_equal(store.text_hashes(pd.Series(texts, dtype=dtype)), h)
+    assert store.text_hashes([None])[0] == store.text_hashes(pd.Series([np.nan], dtype=object))[0]
+    ids = pd.Series([f"5201020010010{i:05d}" for i in range(50_000)])
+    assert len(np.unique(store.text_hashes(ids))) == 50_000
+
+
+def test_bulk_allocation_puts_the_usual_allocator_back():
+    import pyarrow as pa
+
+    from survey.allocator import bulk_allocation
+
+    before = pa.default_memory_pool().backend_name
+    with bulk_allocation():
+        assert pa.default_memory_pool().backend_name == "system"
+        x = np.ones(10_000_000)                              # 80 MB, freed inside
+        del x
+    assert pa.default_memory_pool().backend_name == before
