@@ -5,8 +5,9 @@
 
 For each file: open it (survey.readers), tell its instrument from its columns (or check the one given), read the
 main table in chunks, validate each chunk (survey.validate) against the codebook and the latest sample draw, and
-store it: accepted rows into households / persons / villages, rows with an error into quarantine with their
-reasons, every problem into issues, and one row into the audit log. Reconciliation, always:
+store it: accepted rows as household / person / village segments (survey.store), rows with an error into
+quarantine with their reasons, every problem into the issues, and one row into the audit log. Reconciliation,
+always:
 
     rows_in = accepted + quarantined + duplicates_skipped
 
