@@ -328,7 +328,7 @@ class _FileImport:
         self.progress = progress
         self.instrument = _instrument_name(cb)
         self.kind = _KIND.get(self.instrument, "villages" if cb.key == "village_code" else "households")
-        self.table, self.key = st.KINDS[self.kind]
+        self.key = st.KINDS[self.kind][1]
         self.main_vars = [v for v in cb.variables if not v.startswith("_")]
         self.file = result.file
         self.import_id = result.import_id
@@ -570,11 +570,11 @@ class _FileImport:
         self._count("main", quarantined=int(q_mask.sum()))
 
         # roster rows follow their household
-        version_of = dict(zip(keys.iloc[store_pos].tolist(), versions[store_mask].tolist()))
+        version_of = pd.Series(versions[store_mask], index=keys.iloc[store_pos].to_numpy())
         for g, f in rtyped.items():
             gk = rkeys[g]
             err = rerr[g]
-            in_store = gk.isin(set(version_of)).to_numpy() & ~err
+            in_store = gk.isin(version_of.index).to_numpy() & ~err
             in_dup = gk.isin(dup_keys).to_numpy() & ~err
             q = ~(in_store | in_dup)
             label = reps[g]["label"]
@@ -582,8 +582,8 @@ class _FileImport:
                 gvars = [c for c in self.cb.repeats[g].variables if c in f.columns]
                 keep = [ROW] + gvars + ([USER_MISSING] if USER_MISSING in f.columns else [])
                 pos = np.flatnonzero(in_store)
-                hk = gk.iloc[pos].to_numpy()
-                frame = st.with_meta(f.iloc[pos][keep], member_hash[g][pos], [version_of[k] for k in hk])
+                frame = st.with_meta(f.iloc[pos][keep], member_hash[g][pos],
+                                     version_of.reindex(gk.iloc[pos].to_numpy()).to_numpy())
                 st.write_segment(self.con, self.import_id, "persons", self.instrument, frame)
             qpos = np.flatnonzero(q)
             if len(qpos):
@@ -795,7 +795,7 @@ def _ready(job) -> bool:
 
 class _ChunkPool:
     """Checks chunks: a file's only chunk in this process (most files are one chunk: no process to start);
-    otherwise in ``workers - 1`` worker processes, except when every worker already has two chunks waiting: then
+    otherwise in ``workers - 1`` worker processes, except when every worker already has three chunks waiting: then
     this process checks the chunk itself instead of idling (reading and storing take it less time than checking
     takes a worker). ``depth``: how many chunks may wait to be stored (bounds memory)."""
 

@@ -291,8 +291,12 @@ def current_rows(con, kind: str, keys, columns=(ROW, ROW_HASH, ROSTER_HASH, VERS
     ``index``: the KeyIndex of ``keys`` when the caller has it (saves hashing them again)."""
     key = KINDS[kind][1]
     names = ["_key", "segment_id", "pos", "import_id"] + list(columns)
+
+    def texts():
+        return pd.unique(pd.Series(np.asarray(keys, dtype=object)).dropna().astype(str).to_numpy())
+
     if index is None:
-        index = KeyIndex.of(pd.unique(pd.Series(np.asarray(keys, dtype=object)).dropna().astype(str).to_numpy()))
+        index = KeyIndex.of(texts())
     if index.min_key is None:
         return pd.DataFrame(columns=names)
     segs = con.execute("SELECT segment_id, import_id, keys FROM store_segments WHERE kind = ? AND min_key <= ? "
@@ -319,7 +323,7 @@ def current_rows(con, kind: str, keys, columns=(ROW, ROW_HASH, ROSTER_HASH, VERS
         return pd.DataFrame(columns=names)
     gone = _superseded(con, [h[0] for h in hits])
     gone = set(zip(gone["segment_id"].tolist(), gone["pos"].tolist()))
-    key_set = pd.Index(pd.Series(np.asarray(keys, dtype=object)).dropna().astype(str).unique())
+    key_set = pd.Index(texts())
     parts = []
     for seg, imp, pos in hits:
         if gone:
@@ -396,12 +400,9 @@ def _read_kind(ws, kind: str, *, history: bool = False, instrument=None, import_
                 data, by = data[keep].reset_index(drop=True), by[keep]
             if data.empty:
                 continue
-            data = data.drop(columns=[c for c in (ROW_HASH, ROSTER_HASH) if c in data.columns])
-            data = data.rename(columns={VERSION: "version"})
-            data.insert(len(data.columns) - 1, "instrument", instr)
-            data.insert(len(data.columns) - 1, "import_id", imp)
-            version = data.pop("version")
-            data["version"] = version.to_numpy(dtype=np.int64)
+            version = data.pop(VERSION).to_numpy(dtype=np.int64)
+            data = data.drop(columns=[ROW_HASH, ROSTER_HASH], errors="ignore")
+            data["instrument"], data["import_id"], data["version"] = instr, imp, version
             if history:
                 data["superseded_by"] = by
             parts.append(data)
@@ -439,13 +440,7 @@ def insert_issues(con, import_id: int, issues: pd.DataFrame) -> None:
     """Append validation problems (ISSUE_COLUMNS) of an import."""
     if issues is None or issues.empty:
         return
-    frame = issues[ISSUE_COLUMNS].reset_index(drop=True).astype(object)
-    frame = frame.where(frame.notna(), None)
-    frame["row"] = pd.array([None if v is None else int(v) for v in frame["row"]], dtype="Int64")
-    frame["value"] = [None if v is None else str(v) for v in frame["value"]]
-    for c in ISSUE_COLUMNS:
-        if c != "row":
-            frame[c] = pd.array(frame[c], dtype="str")
+    frame = pd.DataFrame({c: pd.array(issues[c], dtype="Int64" if c == "row" else "str") for c in ISSUE_COLUMNS})
     con.execute("INSERT INTO issue_segments (import_id, nrows, data) VALUES (?,?,?)",
                 (int(import_id), len(frame), to_blob(frame)))
 

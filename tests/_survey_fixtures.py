@@ -66,3 +66,19 @@ def villages(n: int = 3) -> pd.DataFrame:
         "interview_date": "2019-05-01", "households": 300, "persons": 1200, "persons_registered": 200,
         "persons_exited": 150, "persons_nonregistered": 1000, "poor_village": 1, "remote": 0, "terrain": "山区",
     })
+
+
+def drawn_workspace(base, seed: int, villages_per_county: int, draw_seed: int):
+    """A workspace with an annual draw from a generated 宁夏 population of one county: (workspace, population
+    folder)."""
+    from sampling.draw import draw_sample
+    from sampling.population import generate_population
+    from sampling.workspace import init_workspace
+
+    pop = base / "pop"
+    generate_population(pop, ["宁夏"], seed, counties_per_province=1, villages_per_county=villages_per_county,
+                        year=2019)
+    ws = init_workspace(base / "ws", year=2019)
+    draw_sample(ws, "annual", draw_seed, villages=pop / "villages.parquet", households=pop / "households.parquet",
+                write_lists=False)
+    return ws, pop

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _survey_fixtures import drawn_workspace
 
 from sampling.draw import draw_sample, sample_households
 from sampling.population import county_households, generate_population
@@ -23,11 +24,7 @@ from survey.importer import import_files
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("fieldwork")
-    pop = base / "pop"
-    generate_population(pop, ["宁夏"], 7, counties_per_province=1, villages_per_county=5, year=2019)
-    ws = init_workspace(base / "ws", year=2019)
-    draw_sample(ws, "annual", 3, villages=pop / "villages.parquet", households=pop / "households.parquet",
-                write_lists=False)
+    ws, pop = drawn_workspace(base, 7, 5, 3)
     summary = simulate_fieldwork(ws, base / "out", seed=5, refusal_rate=0.1, teams_per_county=4,
                                  mistakes={k: 2 for k in MISTAKE_KINDS})
     results = import_files(ws, summary.paths, write_report=False)

@@ -8,9 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sampling.draw import draw_sample
-from sampling.population import generate_population
-from sampling.workspace import init_workspace
+from _survey_fixtures import drawn_workspace
+
 from survey.errors import SurveyError
 from survey.fieldwork import MISTAKE_KINDS, _Workers, simulate_fieldwork
 
@@ -18,12 +17,7 @@ from survey.fieldwork import MISTAKE_KINDS, _Workers, simulate_fieldwork
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     base = tmp_path_factory.mktemp("fieldwork_workers")
-    pop = base / "pop"
-    generate_population(pop, ["宁夏"], 11, counties_per_province=1, villages_per_county=6, year=2019)
-    ws = init_workspace(base / "ws", year=2019)
-    draw_sample(ws, "annual", 4, villages=pop / "villages.parquet", households=pop / "households.parquet",
-                write_lists=False)
-    return ws
+    return drawn_workspace(base, 11, 6, 4)[0]
 
 
 def _comparable(summary) -> dict:
