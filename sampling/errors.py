@@ -47,6 +47,16 @@ class TpaError(Exception):
         return {"code": self.code, "message": self.message, "file": self.file, "row": self.row,
                 "column": self.column, "fix": self.fix}
 
+    def __reduce__(self):
+        # the fields are keyword-only: rebuilt by name, so an error raised in a worker process reaches the
+        # caller whole (default pickling would call the class with the message alone and lose the rest)
+        d = self.to_dict()
+        return (_rebuild, (type(self), d.pop("message"), d))
+
+
+def _rebuild(cls, message: str, fields: dict) -> TpaError:
+    return cls(message, **fields)
+
 
 class WorkspaceError(TpaError):
     code = "workspace"

@@ -33,6 +33,7 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -400,7 +401,10 @@ class _FileImport:
         return out
 
     # ---- the run
-    def run(self, chunks) -> None:
+    def run(self, chunks, n_hint: int | None = None) -> None:
+        """chunks: the main table's chunks in file order, each a DataFrame read here or a ref (``load()``) that
+        whichever process checks it loads (files read out of order, see Source.chunk_refs). n_hint: the number
+        of chunks, when known."""
         reps = self._prepare_repeats() if self.cb.repeats else {}
         self.roster = bool(reps) and self.kind == "households"
         sample_ids, reserve_ids, note = _sample_ids(self.con, self.cb)
@@ -408,39 +412,44 @@ class _FileImport:
             self.r.messages.append(note)
         self.sample_ids, self.reserve_ids = sample_ids, reserve_ids
         self._reps = reps
-        total_main = 0
-        empty_rows = 0
+        self.total_main = 0
+        self.empty_rows = 0
         stored = 0
         pending = collections.deque()
         # Checking (validation, hashing) runs in worker processes when the file has more than one chunk, while
-        # this process reads ahead and stores the checked chunks in file order.
-        with _ChunkPool(self._context(), self.workers) as pool:
-            hint = getattr(self.src, "n_rows_hint", None)     # SAV/DTA know their size: no need to read ahead
-            items = ((c, hint <= self.chunk_rows) for c in chunks) if hint is not None else _with_last(chunks)
-            for chunk, last in items:
-                data_cols = [c for c in chunk.columns if not str(c).startswith("_")]
-                empty = chunk[data_cols].isna().all(axis=1).to_numpy() if data_cols else np.ones(len(chunk), bool)
-                if empty.any():
-                    empty_rows += int(empty.sum())
-                    chunk = chunk[~empty].reset_index(drop=True)
-                if chunk.empty:
-                    continue
-                total_main += len(chunk)
-                self._count("main", rows_in=len(chunk))
-                begun = self._begin_chunk(chunk, reps)
-                try:
-                    pending.append((begun, pool.submit(begun[2], begun[3], alone=last and not pool.submitted),
-                                    len(chunk)))
-                except BrokenProcessPool:
-                    raise _worker_failed(self.src.path) from None
-                # store what is ready at the head (in file order); wait only when too much is in flight
-                while pending and (len(pending) > pool.depth or _ready(pending[0][1])):
-                    stored += self._collect(pending.popleft(), stored)
-            while pending:
-                stored += self._collect(pending.popleft(), stored)
-        if empty_rows:
-            self.r.messages.append(f"{empty_rows:,} empty rows ignored")
-        if total_main == 0:
+        # this process reads, stores the checked chunks in file order, and checks chunks itself when it would
+        # otherwise wait (see _ChunkPool).
+        self._ctx = self._context()
+        try:
+            with _ChunkPool(self._ctx, self.workers) as pool:
+                self._pool = pool
+                items = ((c, n_hint <= 1) for c in chunks) if n_hint is not None else _with_last(chunks)
+                for chunk, last in items:
+                    alone = last and not pool.submitted
+                    if not isinstance(chunk, pd.DataFrame):
+                        if reps:   # pragma: no cover - refs are only given for files without repeat tables
+                            raise RuntimeError("chunk refs given for a file with repeat tables")
+                        pending.append((chunk, pool.submit("_check_ref", (chunk,), alone=alone), None))
+                    else:
+                        chunk, empty = _drop_empty(chunk)
+                        self.empty_rows += empty
+                        if chunk.empty:
+                            continue
+                        self.total_main += len(chunk)
+                        self._count("main", rows_in=len(chunk))
+                        begun = self._begin_chunk(chunk, reps)
+                        pending.append((begun, pool.submit("_validate_chunk", (begun[2], begun[3]), alone=alone),
+                                        len(chunk)))
+                    # store what is ready at the head (in file order); when the window is full, check a chunk here
+                    while pending and (len(pending) > pool.depth or pending[0][1].ready()):
+                        stored += self._advance(pending, pool, stored)
+                while pending:
+                    stored += self._advance(pending, pool, stored)
+        except BrokenProcessPool:
+            raise _worker_failed(self.src.path) from None
+        if self.empty_rows:
+            self.r.messages.append(f"{self.empty_rows:,} empty rows ignored")
+        if self.total_main == 0:
             raise ImportFileError("the file has a header but no data rows", code="empty_file", file=self.src.path,
                                   fix="export the questionnaire data again; check that the export holds the "
                                       "interviews")
@@ -454,14 +463,7 @@ class _FileImport:
         """In file order (repeat rows are claimed by the first chunk holding their household): drop exact
         in-file duplicates, pick the chunk's repeat rows. Returns (raw, chunk_reps, main_in, rep_in)."""
         raw = raw.reset_index(drop=True)
-        keys_raw = _key_text(raw[self.key]) if self.key in raw.columns else pd.Series([""] * len(raw), dtype=object)
-        # exact in-file duplicates (same key, same answers): skipped, counted
-        dup_key = keys_raw.duplicated(keep=False).to_numpy() & (keys_raw != "").to_numpy()
-        drop = np.zeros(len(raw), dtype=bool)
-        if dup_key.any():
-            cols = [c for c in self.main_vars if c in raw.columns]
-            sub = raw.loc[dup_key, cols].astype("string")
-            drop[np.flatnonzero(dup_key)] = sub.duplicated(keep="first").to_numpy()
+        keys_raw, drop = _exact_repeats(raw, self.key, self.main_vars)
         chunk_reps = self._chunk_repeats(reps, raw, keys_raw)
         if drop.any():
             self._count("main", duplicates_skipped=int(drop.sum()))
@@ -483,13 +485,24 @@ class _FileImport:
                              reserve_ids=self.reserve_ids, config=self.ws.config, file=self.file,
                              kind=self.kind, roster=self.roster)
 
+    def _advance(self, pending, pool, stored: int) -> int:
+        """One step: store the head if it is checked, else check a waiting chunk here, else wait for the head."""
+        if not pending[0][1].ready() and pool.take_back_one():
+            return 0
+        return self._collect(pending.popleft(), stored)
+
     def _collect(self, item, stored: int) -> int:
         begun, job, n = item
-        try:
-            out = job.result() if hasattr(job, "result") else job
-        except BrokenProcessPool:
-            raise _worker_failed(self.src.path) from None
-        self._store_chunk(begun, _checked(out, self.src.path))
+        out = _checked(job.result(self._pool), self.src.path)
+        if n is None:          # a ref, loaded and prepared where it was checked
+            n = out.rows_in
+            self.empty_rows += out.empty_rows
+            self.total_main += n
+            if not n:
+                return 0
+            self._count("main", rows_in=n, duplicates_skipped=out.exact_repeats)
+            begun = (_RefRows(begun, self._ctx).bind(out.payloads), {}, None, {})
+        self._store_chunk(begun, out)
         if self.progress:
             self.progress(self.file, stored + n)
         return n
@@ -611,8 +624,11 @@ class _FileImport:
     def _quarantine(self, raw, typed, positions, keys, sheet, label, reasons, extra=None) -> None:
         if len(positions) == 0:
             return
-        src = raw if len(raw) == len(typed) else typed
-        payloads = st.json_payload(src, positions)
+        if isinstance(raw, _RefRows):
+            payloads = raw.payloads(positions)
+        else:
+            src = raw if len(raw) == len(typed) else typed
+            payloads = st.json_payload(src, positions)
         rows = typed[ROW].to_numpy()
         out = []
         for p, payload in zip(positions, payloads):
@@ -707,6 +723,91 @@ class _Checked:
     ok_keys: object = None                # their st.KeyIndex
     seconds: float = 0.0
     failure: tuple | None = None          # (message, column, fix) of a CodebookError
+    # checked from a ref (the raw rows stay where they were loaded):
+    rows_in: int = 0                      # rows read (empty rows and exact repeats included)
+    empty_rows: int = 0
+    exact_repeats: int = 0
+    payloads: dict | None = None          # {position: raw row as JSON} of the rows with an error
+
+
+def _drop_empty(chunk: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The chunk without its rows that hold no answer at all (every cell missing or blank: SPSS pads text
+    with spaces), and how many those were."""
+    data_cols = [c for c in chunk.columns if not str(c).startswith("_")]
+    empty = np.ones(len(chunk), dtype=bool)
+    for c in data_cols:       # column by column, on the rows still blank: after the first one, hardly any
+        idx = np.flatnonzero(empty)
+        if not len(idx):
+            break
+        s = chunk[c] if len(idx) == len(chunk) else chunk[c].iloc[idx]
+        blank = s.isna().to_numpy()
+        if s.dtype.kind not in "biufcmM" and not blank.all():
+            blank = blank | s.astype("string").str.strip().eq("").fillna(True).to_numpy(dtype=bool)
+        empty[idx] = blank
+    if not empty.any():
+        return chunk, 0
+    return chunk[~empty].reset_index(drop=True), int(empty.sum())
+
+
+def _exact_repeats(raw: pd.DataFrame, key: str, main_vars, want_keys: bool = True):
+    """Which rows repeat an earlier row of the chunk exactly (same key, same answers): those are skipped and
+    counted. Returns (the rows' keys as text, or None when not wanted, the mask)."""
+    if not want_keys and key in raw.columns:
+        arr = getattr(raw[key].array, "_pa_array", None)
+        if arr is not None:
+            import pyarrow.compute as pc
+            # the usual chunk has no key twice: told from the distinct count, without keys as Python text
+            if pc.count_distinct(pc.utf8_trim_whitespace(arr), mode="all").as_py() == len(raw):
+                return None, np.zeros(len(raw), dtype=bool)
+    keys_raw = _key_text(raw[key]) if key in raw.columns else pd.Series([""] * len(raw), dtype=object)
+    dup_key = keys_raw.duplicated(keep=False).to_numpy() & (keys_raw != "").to_numpy()
+    drop = np.zeros(len(raw), dtype=bool)
+    if dup_key.any():
+        cols = [c for c in main_vars if c in raw.columns]
+        sub = raw.loc[dup_key, cols].astype("string")
+        drop[np.flatnonzero(dup_key)] = sub.duplicated(keep="first").to_numpy()
+    return keys_raw, drop
+
+
+def _ref_rows(ctx: "_ChunkContext", ref) -> tuple[pd.DataFrame, int, int, int]:
+    """A ref's chunk as the importer checks it: (rows, rows read, empty rows, exact repeats)."""
+    chunk = ref.load()
+    n = len(chunk)
+    chunk, empty = _drop_empty(chunk)
+    _, drop = _exact_repeats(chunk, ctx.key, ctx.main_vars, want_keys=False)
+    if drop.any():
+        chunk = chunk[~drop].reset_index(drop=True)
+    return chunk.drop(columns=[c for c in (LINK,) if c in chunk.columns]), n - empty, empty, int(drop.sum())
+
+
+def _check_ref(ctx: "_ChunkContext", ref) -> "_Checked":
+    """Load, prepare and check one ref: only the result travels back, never the chunk."""
+    raw, n, empty, repeats = _ref_rows(ctx, ref)
+    out = _validate_chunk(ctx, raw, {}) if len(raw) else _Checked(rows=np.zeros(0, np.int64))
+    out.rows_in, out.empty_rows, out.exact_repeats = n, empty, repeats
+    if out.failure is None and len(raw):
+        err = np.flatnonzero(out.main_err)
+        out.payloads = dict(zip(err.tolist(), st.json_payload(raw, err))) if len(err) else {}
+    return out
+
+
+class _RefRows:
+    """The raw rows of a chunk checked from a ref: the payloads of its rows with an error came back with the
+    check; any other row to quarantine (a key met in an earlier chunk) is read again from the file."""
+
+    def __init__(self, ref, ctx: "_ChunkContext"):
+        self.ref, self.ctx, self.known = ref, ctx, None
+
+    def bind(self, payloads: dict) -> "_RefRows":
+        self.known = payloads
+        return self
+
+    def payloads(self, positions) -> list[str]:
+        missing = [int(p) for p in positions if int(p) not in self.known]
+        if missing:
+            raw = _ref_rows(self.ctx, self.ref)[0]
+            self.known = {**self.known, **dict(zip(missing, st.json_payload(raw, missing)))}
+        return [self.known[int(p)] for p in positions]
 
 
 def _validate_chunk(ctx: _ChunkContext, main_in: pd.DataFrame, rep_in: dict) -> _Checked:
@@ -772,8 +873,8 @@ def _init_worker(ctx: _ChunkContext) -> None:
     _WORKER_CONTEXT = ctx
 
 
-def _validate_in_worker(main_in: pd.DataFrame, rep_in: dict) -> _Checked:
-    return _validate_chunk(_WORKER_CONTEXT, main_in, rep_in)
+def _in_worker(name: str, args):
+    return globals()[name](_WORKER_CONTEXT, *args)
 
 
 def _with_last(items):
@@ -789,15 +890,38 @@ def _with_last(items):
     yield prev, True
 
 
-def _ready(job) -> bool:
-    return not hasattr(job, "done") or job.done()
+class _Job:
+    """One chunk's check: run by a worker process, or here (when there is no worker, or when this process
+    takes back a job no worker has been given yet)."""
+
+    def __init__(self, fn: str, args: tuple):
+        self.fn, self.args = fn, args           # fn: the name of a function of this module
+        self.future = None           # set when a worker is given the job
+        self.value, self.has_value = None, False
+
+    def ready(self) -> bool:
+        return self.has_value or (self.future is not None and self.future.done())
+
+    def run_here(self, ctx) -> None:
+        self.value, self.has_value = globals()[self.fn](ctx, *self.args), True
+        self.args = None
+
+    def result(self, pool: "_ChunkPool"):
+        if not self.has_value:
+            if pool.claim(self):
+                self.run_here(pool.ctx)
+            else:
+                self.value, self.has_value = self.future.result(), True
+                self.args = self.future = None
+        return self.value
 
 
 class _ChunkPool:
     """Checks chunks: a file's only chunk in this process (most files are one chunk: no process to start);
-    otherwise in ``workers - 1`` worker processes, except when every worker already has three chunks waiting: then
-    this process checks the chunk itself instead of idling (reading and storing take it less time than checking
-    takes a worker). ``depth``: how many chunks may wait to be stored (bounds memory)."""
+    otherwise ``workers - 1`` worker processes are each given one chunk at a time, in file order, and this
+    process, whenever the chunk to store next is not checked yet, takes the first chunk no worker has been given
+    and checks it itself: the work shares out by itself, and no worker is left with a queue at the end.
+    ``depth``: how many chunks may be in flight (bounds memory)."""
 
     def __init__(self, ctx: _ChunkContext, workers: int | None):
         self.ctx = ctx
@@ -806,13 +930,17 @@ class _ChunkPool:
         self.depth = 3 * self.workers + 1
         self.pool = None
         self.submitted = 0
-        self.jobs = []
+        self.queue = collections.deque()     # jobs no one has taken yet
+        self.busy = 0                        # jobs the workers hold
+        self.lock = threading.RLock()        # the pool's result thread gives workers their next job
+        self.closed = False
 
-    def submit(self, main_in: pd.DataFrame, rep_in: dict, alone: bool = False):
+    def submit(self, fn: str, args: tuple, alone: bool = False) -> _Job:
+        """A job of fn(ctx, *args), fn named (a function of this module: it travels to a worker as a word)."""
         self.submitted += 1
-        self.jobs = [j for j in self.jobs if not j.done()]
-        if self.workers == 1 or alone or len(self.jobs) >= 3 * (self.workers - 1):
-            return _validate_chunk(self.ctx, main_in, rep_in)
+        job = _Job(fn, args)
+        if self.workers == 1 or alone:
+            return job
         if self.pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -822,14 +950,53 @@ class _ChunkPool:
             # only forbids using a connection across fork), and they are all forked before the pool's thread.
             self.pool = ProcessPoolExecutor(self.workers - 1, mp_context=multiprocessing.get_context("fork"),
                                             initializer=_init_worker, initargs=(self.ctx,))
-        job = self.pool.submit(_validate_in_worker, main_in, rep_in)
-        self.jobs.append(job)
+        with self.lock:
+            self.queue.append(job)
+            self._feed()
         return job
+
+    def _feed(self) -> None:
+        with self.lock:
+            while self.busy < self.workers - 1 and self.queue:
+                job = self.queue.popleft()
+                self.busy += 1
+                job.future = self.pool.submit(_in_worker, job.fn, job.args)
+                job.future.add_done_callback(self._done)
+
+    def _done(self, _future) -> None:
+        with self.lock:
+            self.busy -= 1
+            if not self.closed:
+                # a broken pool (a worker died) takes no more jobs: the ones left are checked here, or the
+                # broken job's result tells the import
+                with contextlib.suppress(BrokenProcessPool, RuntimeError):
+                    self._feed()
+
+    def claim(self, job: _Job) -> bool:
+        """Take a job no worker has been given, to run it here (True); False when a worker has it."""
+        with self.lock:
+            if job.future is not None:
+                return False
+            with contextlib.suppress(ValueError):
+                self.queue.remove(job)
+            return True
+
+    def take_back_one(self) -> bool:
+        """Check here the first chunk no worker has been given; False when there is none."""
+        with self.lock:
+            if not self.queue:
+                return False
+            job = self.queue.popleft()
+        job.run_here(self.ctx)
+        return True
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
+        with self.lock:
+            self.closed = True
+            self.queue.clear()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         return False
@@ -1040,9 +1207,15 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
         sha = hasher.submit(_sha256, path)
         source = open_source(path, encoding=encoding)
         try:
-            chunks = source.iter_main(chunk_rows)
             t = time.perf_counter()
-            first = next(chunks, None)
+            # files read out of order (SAV) come as refs each checker loads itself: no chunk crosses processes
+            refs = source.chunk_refs(chunk_rows) if roster is None else None
+            if refs is not None:
+                first_ref = next(refs, None)
+                first = first_ref.load() if first_ref is not None else None
+            else:
+                chunks = source.iter_main(chunk_rows)
+                first = next(chunks, None)
             result.timings["read"] = time.perf_counter() - t
             result.sha256 = sha.result()
         except BaseException:
@@ -1066,6 +1239,11 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
             _attach_roster(source, cb, Path(roster[0]), roster[1], encoding, chunk_rows, result)
 
         def all_chunks():
+            if refs is not None:
+                if first_ref is not None:
+                    yield first_ref
+                yield from refs
+                return
             if first is not None:
                 yield first
             while True:
@@ -1089,7 +1267,8 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
                      result.instrument, result.format, result.encoding))
                 result.import_id = int(cur.lastrowid)
                 job = _FileImport(ws, con, source, cb, result, chunk_rows, progress, workers)
-                job.run(all_chunks())
+                hint = getattr(source, "n_rows_hint", None)   # SAV/DTA know their size: no need to read ahead
+                job.run(all_chunks(), None if hint is None else -(-hint // chunk_rows))
                 result._roster_issues = job.issue_counts
                 result.status = "imported"
                 meta = {"value_labels": source.value_labels, "user_missing": source.user_missing,

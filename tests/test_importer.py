@@ -450,11 +450,11 @@ def test_lone_members_file_refused(ws, tmp_path, capsys):
     assert e.value.code == "roster_without_household"
 
 
-def _store_content(ws):
+def _store_content(ws, persons=True):
     """Everything the store holds for the user, without the import ids' bookkeeping order."""
     hh = store.read_households(ws).drop(columns=["import_id"]).sort_values("household_id").reset_index(drop=True)
     ps = store.read_persons(ws).drop(columns=["import_id"]).sort_values(["household_id", "member_no"]) \
-        .reset_index(drop=True)
+        .reset_index(drop=True) if persons else None
     q = store.read_quarantine(ws).drop(columns=["import_id"]).sort_values(["sheet", "row"]).reset_index(drop=True)
     iss = store.read_issues(ws).drop(columns=["import_id"]).sort_values(["sheet", "row", "rule", "field"]) \
         .reset_index(drop=True)
@@ -493,6 +493,43 @@ def test_worker_processes_give_the_same_import(tmp_path):
     # the household missing a member is held back whole (roster size ≠ declared size), with its other 2 members
     assert rs1[1].tables["members"]["quarantined"] == 2 and len(c1[1]) == 3 * 9 - 1 - 2
     for a, b in zip(c1, c2):
+        pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("compression", ["none", "bytecode"])
+def test_sav_chunks_are_read_by_the_process_that_checks_them(tmp_path, compression):
+    """An SPSS file's chunks are read by whichever process checks them (a worker reads its own rows; this
+    process takes back chunks no worker has started): the store, the counts and the quarantined rows as read are
+    those of one process, with errors, exact repeats within and across chunks, a conflict across chunks (its row
+    read again for quarantine) and an empty row."""
+    main, _ = frames(12)
+    idn = main.loc[2, "head_id_number"]
+    main.loc[2, "head_id_number"] = idn[:-1] + ("1" if idn[-1] == "0" else "0")  # check digit: an error
+    conflict = main.iloc[[3]].copy()
+    conflict["wage_income"] = "1"                                                # same household, other answers
+    empty = pd.DataFrame([[""] * main.shape[1]], columns=main.columns)
+    flat = pd.concat([main.iloc[:7], main.iloc[[6]], main.iloc[7:], main.iloc[[1]], empty, conflict],
+                     ignore_index=True)      # in-chunk repeat (row 8), repeat of an earlier chunk, blank, conflict
+    results = {}
+    for workers in (1, 3):
+        d = tmp_path / f"w{workers}"
+        ws = init_workspace(d / "ws")
+        p = d / "hh.sav"
+        pyreadstat.write_sav(flat, str(p), row_compress=compression == "bytecode")
+        r = import_file(ws, p, chunk_rows=3, workers=workers, write_report=False)
+        hh, _, q, iss = _store_content(ws, persons=False)
+        results[workers] = (r, (hh, q, iss))
+    (r1, c1), (r3, c3) = results[1], results[3]
+    counts = ("rows_in", "accepted", "quarantined", "duplicates_skipped", "errors", "warnings", "tables")
+    assert [getattr(r1, k) for k in counts] == [getattr(r3, k) for k in counts]
+    # 15 rows with data (the blank one is not a row): 10 households stored, the bad ID and the conflict held back
+    assert (r1.rows_in, r1.accepted, r1.quarantined, r1.duplicates_skipped) == (15, 11, 2, 2) and r1.reconciles
+    assert "1 empty rows ignored" in "; ".join(r1.messages)
+    q = c1[1]
+    assert sorted(q["row"].tolist()) == [3, 16]
+    held = json.loads(q.loc[q["row"] == 16, "payload"].iloc[0])
+    assert held["household_id"] == main.loc[3, "household_id"] and held["wage_income"] == "1"
+    for a, b in zip(c1, c3):
         pd.testing.assert_frame_equal(a, b)
 
 

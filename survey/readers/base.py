@@ -56,6 +56,11 @@ class Source:
             check_long_cells(chunk, self.path, self.main_name)
             yield chunk
 
+    def chunk_refs(self, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+        """The main table as chunks any process can load (``ref.load()`` gives what ``iter_main`` would), for
+        formats whose chunks can be read out of order (see readers.stat); None: read it in order, here."""
+        return None
+
     def _main_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:  # pragma: no cover - abstract
         raise NotImplementedError
 

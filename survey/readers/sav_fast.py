@@ -219,6 +219,35 @@ def _bytecode(chunks: Iterator[bytes], bias: float) -> Iterator[np.ndarray]:
         raise ValueError("the compressed data end in the middle of a block (truncated)")
 
 
+_BUFFER: dict = {}      # per process: the read buffer of read_cases, reused chunk after chunk
+
+
+def read_cases(path, lay: SavLayout, first: int, nrows: int) -> np.ndarray:
+    """Cases ``first .. first + nrows - 1`` (0-based) of an uncompressed file as a (rows, units) matrix.
+
+    The matrix lives in a buffer this process reuses: it is valid until the next call (decode copies out of
+    it). A fresh block of tens of megabytes per chunk cost more in page faults than reading it."""
+    want = nrows * lay.units
+    buf = _BUFFER.get("cases")
+    if buf is None or len(buf) < want:
+        buf = _BUFFER["cases"] = np.empty(want, dtype=np.uint64)
+    view = buf[:want]
+    with open(path, "rb", buffering=0) as fh:
+        fh.seek(lay.data_offset + first * lay.units * 8)
+        got = fh.readinto(memoryview(view).cast("B"))
+    if got != want * 8:
+        raise ValueError("the data end in the middle of a case (truncated)")
+    return view.reshape(nrows, lay.units)
+
+
+def complete_cases(path, lay: SavLayout) -> int | None:
+    """How many whole cases an uncompressed file holds (None: compressed, or the header does not say)."""
+    if lay.compression != 0 or lay.ncases < 0:
+        return None
+    import os
+    return max(0, os.path.getsize(path) - lay.data_offset) // (lay.units * 8)
+
+
 def iter_cases(path, lay: SavLayout, chunk_rows: int) -> Iterator[np.ndarray]:
     """(rows, units) uint64 matrices of whole cases."""
     pieces, have = [], 0

@@ -8,6 +8,7 @@ analysis and the code is kept in ``_user_missing`` ({variable: code}, JSON) on t
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ImportFileError
-from .base import USER_MISSING, Source, add_rows, check_header
+from .base import USER_MISSING, Source, add_rows, check_header, check_long_cells
 
 
 def _reader(fmt: str):
@@ -70,29 +71,49 @@ class StatSource(Source):
             self._formats = dict(getattr(meta, "original_variable_types", None) or {})
             self._file_encoding = encoding or getattr(meta, "file_encoding", None) or "utf-8"
 
-    def _fast_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
-        from .sav_fast import decode, iter_cases
+    def chunk_refs(self, chunk_rows: int) -> Iterator["SavChunk"] | None:
+        """SPSS files this module decodes itself come as chunks any process can load: an uncompressed file's
+        chunks name their cases (a worker reads them), a compressed file's carry the decompressed cases."""
+        if self._fast is None:
+            return None
+        return self._sav_chunks(chunk_rows)
 
-        first = 1
+    def _sav_chunks(self, chunk_rows: int) -> Iterator["SavChunk"]:
+        from .sav_fast import complete_cases, iter_cases
+
+        lay = self._fast
+        dec = _SavDecoder(path=self.path, layout=lay, encoding=self._file_encoding, formats=self._formats,
+                          columns=list(self.columns), missing=self._missing_rules())
+        whole = complete_cases(self.path, lay)
+        if whole is not None:
+            if whole < lay.ncases:
+                raise self._truncated(whole)
+            for first in range(0, lay.ncases, chunk_rows):
+                yield SavChunk(dec, first, min(chunk_rows, lay.ncases - first))
+            return
+        first = 0
         try:
-            for mat in iter_cases(self.path, self._fast, chunk_rows):
-                chunk = decode(mat, self._fast, self._file_encoding, self._formats)
-                chunk.columns = self.columns
-                self._missing(chunk)
-                add_rows(chunk, first)
-                first += len(chunk)
-                yield chunk
-        except (ValueError, LookupError) as exc:
+            for mat in iter_cases(self.path, lay, chunk_rows):
+                yield SavChunk(dec, first, len(mat), mat)
+                first += len(mat)
+        except ValueError as exc:
             raise _fail(self.path, self.format, exc) from None
-        total = first - 1
-        if self.n_rows_hint is not None and total != self.n_rows_hint:
-            raise ImportFileError(f"the SPSS file is truncated: its header announces {self.n_rows_hint:,} rows but "
-                                  f"{total:,} could be read", code="corrupt_file", file=self.path,
-                                  fix="the file is damaged or was cut off during copying; export it again from SPSS")
+        if self.n_rows_hint is not None and first != self.n_rows_hint:
+            raise self._truncated(first)
+
+    def _truncated(self, got: int) -> ImportFileError:
+        return ImportFileError(f"the SPSS file is truncated: its header announces {self.n_rows_hint:,} rows but "
+                               f"{got:,} could be read", code="corrupt_file", file=self.path,
+                               fix="the file is damaged or was cut off during copying; export it again from SPSS")
+
+    def _missing_rules(self) -> "_MissingRules":
+        return _MissingRules(ranges=self._ranges, format=self.format, numeric=tuple(self._num_sentinels),
+                             text=tuple(self._text_sentinels))
 
     def _main_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
         if self._fast is not None:
-            yield from self._fast_chunks(chunk_rows)
+            for ref in self._sav_chunks(chunk_rows):
+                yield ref.decode()
             return
         read = _reader(self.format)
         first, total = 1, 0
@@ -121,9 +142,20 @@ class StatSource(Source):
                                   fix="the file is damaged or truncated; export it again")
 
     def _missing(self, chunk: pd.DataFrame) -> None:
-        """Move user-defined missing codes out of the data into ``_user_missing``; sentinels become missing."""
+        self._missing_rules().apply(chunk)
+
+
+@dataclass(frozen=True)
+class _MissingRules:
+    """User-defined missing codes (moved out of the data into ``_user_missing``) and sentinels (missing)."""
+    ranges: dict
+    format: str
+    numeric: tuple = ()
+    text: tuple = ()
+
+    def apply(self, chunk: pd.DataFrame) -> None:
         found = {}
-        for col, ranges in self._ranges.items():
+        for col, ranges in self.ranges.items():
             if col not in chunk.columns:
                 continue
             s = chunk[col]
@@ -148,14 +180,56 @@ class StatSource(Source):
                     if others.map(lambda x: x is None or isinstance(x, (int, float, np.number))).all():
                         found[col] = (letters, ("." + s.astype(str)).to_numpy(dtype=object))
                         chunk[col] = pd.to_numeric(s.where(~letters), errors="coerce")
-            if self._num_sentinels and pd.api.types.is_numeric_dtype(chunk[col].dtype):
+            if self.numeric and pd.api.types.is_numeric_dtype(chunk[col].dtype):
                 v = chunk[col]
-                chunk[col] = v.where(~v.isin(self._num_sentinels))
-            elif self._text_sentinels and not pd.api.types.is_numeric_dtype(chunk[col].dtype):
+                chunk[col] = v.where(~v.isin(list(self.numeric)))
+            elif self.text and not pd.api.types.is_numeric_dtype(chunk[col].dtype):
                 v = chunk[col]
-                chunk[col] = v.where(~v.isin(self._text_sentinels))
-        if found or self._ranges:
+                chunk[col] = v.where(~v.isin(list(self.text)))
+        if found or self.ranges:
             chunk[USER_MISSING] = _user_missing_json(found, len(chunk))
+
+
+@dataclass(frozen=True)
+class _SavDecoder:
+    path: Path
+    layout: object
+    encoding: str
+    formats: dict
+    columns: list
+    missing: _MissingRules
+
+
+@dataclass
+class SavChunk:
+    """A chunk of an SPSS file that any process can load, small to send to a worker: it names its cases by
+    their place in an uncompressed file (the worker reads them) or carries a compressed file's cases."""
+    decoder: _SavDecoder
+    first: int                          # 0-based case number of its first row
+    nrows: int
+    units: np.ndarray | None = None     # decompressed cases; None: read from the file
+
+    def decode(self) -> pd.DataFrame:
+        """The chunk as ``iter_main``'s raw chunks are (before the over-long cell check)."""
+        from .sav_fast import decode, read_cases
+
+        d = self.decoder
+        try:
+            mat = self.units if self.units is not None else read_cases(d.path, d.layout, self.first, self.nrows)
+            chunk = decode(mat, d.layout, d.encoding, d.formats)
+        except (ValueError, LookupError, OSError) as exc:
+            raise _fail(d.path, "sav", exc) from None
+        chunk.columns = d.columns
+        d.missing.apply(chunk)
+        # SAV/DTA rows are case numbers: the first case is row 1 (as SPSS/Stata's data view shows it)
+        return add_rows(chunk, self.first + 1)
+
+    def load(self) -> pd.DataFrame:
+        """The chunk exactly as ``Source.iter_main`` yields it."""
+        chunk = self.decode()
+        check_long_cells(chunk, self.decoder.path, "main")
+        return chunk
+
 
 def _user_missing_json(found: dict, n: int) -> np.ndarray:
     any_mask = np.zeros(n, dtype=bool)
