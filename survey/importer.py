@@ -31,6 +31,8 @@ import datetime as _dt
 import getpass
 import json
 import os
+import pickle
+import queue
 import sqlite3
 import sys
 import threading
@@ -423,13 +425,20 @@ class _FileImport:
         try:
             with _ChunkPool(self._ctx, self.workers) as pool:
                 self._pool = pool
+                if isinstance(chunks, list) and len(chunks) > 1 and pool.workers > 1:
+                    # chunks known in advance: each process claims the next one when it is free
+                    with _SharedChunks(self._ctx, chunks, pool.workers, pool.depth) as shared:
+                        for ref, out in shared.in_order():
+                            stored += self._collect((ref, out, None), stored)
+                    chunks = []
                 items = ((c, n_hint <= 1) for c in chunks) if n_hint is not None else _with_last(chunks)
                 for chunk, last in items:
                     alone = last and not pool.submitted
                     if not isinstance(chunk, pd.DataFrame):
                         if reps:   # pragma: no cover - refs are only given for files without repeat tables
                             raise RuntimeError("chunk refs given for a file with repeat tables")
-                        pending.append((chunk, pool.submit("_check_ref", (chunk,), alone=alone), None))
+                        pending.append((chunk, pool.submit("_check_ref", (chunk,), alone=alone,
+                                                           here=isinstance(chunk, _Preloaded)), None))
                     else:
                         chunk, empty = _drop_empty(chunk)
                         self.empty_rows += empty
@@ -487,13 +496,14 @@ class _FileImport:
 
     def _advance(self, pending, pool, stored: int) -> int:
         """One step: store the head if it is checked, else check a waiting chunk here, else wait for the head."""
-        if not pending[0][1].ready() and pool.take_back_one():
+        head = pending[0][1]
+        if not head.ready() and head.future is not None and pool.take_back_one():
             return 0
         return self._collect(pending.popleft(), stored)
 
     def _collect(self, item, stored: int) -> int:
         begun, job, n = item
-        out = _checked(job.result(self._pool), self.src.path)
+        out = _checked(job.result(self._pool) if isinstance(job, _Job) else job, self.src.path)
         if n is None:          # a ref, loaded and prepared where it was checked
             n = out.rows_in
             self.empty_rows += out.empty_rows
@@ -791,6 +801,19 @@ def _check_ref(ctx: "_ChunkContext", ref) -> "_Checked":
     return out
 
 
+class _Preloaded:
+    """A ref whose chunk this process has read already (the first one, read to tell the instrument)."""
+
+    def __init__(self, ref, frame: pd.DataFrame):
+        self.ref, self.frame = ref, frame
+
+    def load(self) -> pd.DataFrame:
+        if self.frame is None:
+            return self.ref.load()
+        frame, self.frame = self.frame, None
+        return frame
+
+
 class _RefRows:
     """The raw rows of a chunk checked from a ref: the payloads of its rows with an error came back with the
     check; any other row to quarantine (a key met in an earlier chunk) is read again from the file."""
@@ -935,11 +958,12 @@ class _ChunkPool:
         self.lock = threading.RLock()        # the pool's result thread gives workers their next job
         self.closed = False
 
-    def submit(self, fn: str, args: tuple, alone: bool = False) -> _Job:
-        """A job of fn(ctx, *args), fn named (a function of this module: it travels to a worker as a word)."""
+    def submit(self, fn: str, args: tuple, alone: bool = False, here: bool = False) -> _Job:
+        """A job of fn(ctx, *args), fn named (a function of this module: it travels to a worker as a word).
+        here: kept for this process (its input is here already)."""
         self.submitted += 1
         job = _Job(fn, args)
-        if self.workers == 1 or alone:
+        if self.workers == 1 or alone or here:
             return job
         if self.pool is None:
             import multiprocessing
@@ -1000,6 +1024,127 @@ class _ChunkPool:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         return False
+
+
+class _SharedChunks:
+    """Chunks known in advance (refs of a file read out of order), checked by this process and ``workers - 1``
+    worker processes, each claiming the next unclaimed chunk whenever it is free: nothing is handed over, so no
+    process waits for a job or is left with a queue at the end, and no chunk crosses processes (each reads its
+    own). This process takes the first chunk (read already) and stores the results in file order; at most
+    ``depth`` chunks are claimed and not yet stored (bounds memory)."""
+
+    def __init__(self, ctx: _ChunkContext, refs: list, workers: int, depth: int):
+        import multiprocessing
+
+        mp = multiprocessing.get_context("fork")   # workers inherit ctx and refs: nothing is pickled to them
+        self.ctx, self.refs = ctx, refs
+        self.next = mp.Value("q", 1)                # chunk 0 is this process's
+        self.slots = mp.Semaphore(depth)
+        self.slots.acquire()
+        self.results = {}
+        self.inbox = queue.SimpleQueue()            # (chunk, result) from the workers, as they come
+        self.alive = 0
+        self.procs, self.threads = [], []
+        for _ in range(workers - 1):
+            recv, send = mp.Pipe(duplex=False)
+            proc = mp.Process(target=_claiming_worker, args=(ctx, refs, self.next, self.slots, send), daemon=True)
+            proc.start()
+            send.close()
+            # a thread takes each result off the pipe at once: a worker never waits for this process to read
+            thread = threading.Thread(target=self._pump, args=(recv, proc), daemon=True)
+            thread.start()
+            self.procs.append((proc, recv))
+            self.threads.append(thread)
+            self.alive += 1
+        self.results[0] = _check_ref(ctx, refs[0])
+
+    def _pump(self, conn, proc) -> None:
+        try:
+            while True:
+                self.inbox.put(conn.recv())
+        except (EOFError, OSError):    # the worker has finished (nothing left to claim), or it died
+            proc.join()
+            self.inbox.put((None, proc.exitcode))
+
+    def _claim(self) -> int | None:
+        if not self.slots.acquire(False):
+            return None
+        with self.next.get_lock():
+            i = self.next.value
+            self.next.value = i + 1
+        if i >= len(self.refs):
+            self.slots.release()
+            return None
+        return i
+
+    def _receive(self, block: bool) -> None:
+        while True:
+            try:
+                i, out = self.inbox.get(block)
+            except queue.Empty:
+                return
+            block = False
+            if i is None:             # a worker has ended: with nothing left to claim (0), or it died
+                self.alive -= 1
+                if out != 0:
+                    raise BrokenProcessPool(f"a worker process exited with {out}")
+            elif isinstance(out, BaseException):
+                raise out
+            else:
+                self.results[i] = out
+
+    def in_order(self):
+        """(ref, checked chunk) in file order; a chunk's slot is freed once the caller has stored it."""
+        for k in range(len(self.refs)):
+            while k not in self.results:
+                self._receive(block=False)
+                if k in self.results:
+                    break
+                i = self._claim()
+                if i is not None:
+                    self.results[i] = _check_ref(self.ctx, self.refs[i])
+                elif not self.alive:
+                    raise BrokenProcessPool("a chunk was claimed by a worker that is gone")
+                else:
+                    self._receive(block=True)
+            yield self.refs[k], self.results.pop(k)
+            self.slots.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for proc, _ in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+        for (proc, conn), thread in zip(self.procs, self.threads):
+            proc.join()
+            thread.join()
+            conn.close()
+        return False
+
+
+def _claiming_worker(ctx: _ChunkContext, refs: list, nxt, slots, conn) -> None:
+    """A worker process of _SharedChunks: claim the next chunk, check it, send the result; until none is left."""
+    while True:
+        slots.acquire()
+        with nxt.get_lock():
+            i = nxt.value
+            nxt.value = i + 1
+        if i >= len(refs):
+            slots.release()
+            break
+        try:
+            out = _check_ref(ctx, refs[i])
+        except Exception as exc:      # a user error (picklable), or a bug: told to the importing process
+            try:
+                pickle.dumps(exc)
+            except Exception:
+                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+            conn.send((i, exc))
+            break
+        conn.send((i, out))
+    conn.close()
 
 
 def _worker_failed(path) -> ImportFileError:
@@ -1211,6 +1356,8 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
             # files read out of order (SAV) come as refs each checker loads itself: no chunk crosses processes
             refs = source.chunk_refs(chunk_rows) if roster is None else None
             if refs is not None:
+                plan = isinstance(refs, list)
+                refs = iter(refs)
                 first_ref = next(refs, None)
                 first = first_ref.load() if first_ref is not None else None
             else:
@@ -1241,7 +1388,7 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
         def all_chunks():
             if refs is not None:
                 if first_ref is not None:
-                    yield first_ref
+                    yield _Preloaded(first_ref, first)
                 yield from refs
                 return
             if first is not None:
@@ -1268,7 +1415,9 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
                 result.import_id = int(cur.lastrowid)
                 job = _FileImport(ws, con, source, cb, result, chunk_rows, progress, workers)
                 hint = getattr(source, "n_rows_hint", None)   # SAV/DTA know their size: no need to read ahead
-                job.run(all_chunks(), None if hint is None else -(-hint // chunk_rows))
+                chunks_in = all_chunks()
+                job.run(list(chunks_in) if refs is not None and plan else chunks_in,
+                        None if hint is None else -(-hint // chunk_rows))
                 result._roster_issues = job.issue_counts
                 result.status = "imported"
                 meta = {"value_labels": source.value_labels, "user_missing": source.user_missing,

@@ -533,7 +533,8 @@ def test_sav_chunks_are_read_by_the_process_that_checks_them(tmp_path, compressi
         pd.testing.assert_frame_equal(a, b)
 
 
-def test_a_worker_that_dies_leaves_the_store_as_it_was(ws, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fmt", ["csv", "sav"])     # chunks handed to workers; chunks workers read themselves
+def test_a_worker_that_dies_leaves_the_store_as_it_was(ws, tmp_path, monkeypatch, fmt):
     import os
 
     from survey import importer
@@ -549,8 +550,11 @@ def test_a_worker_that_dies_leaves_the_store_as_it_was(ws, tmp_path, monkeypatch
     main, _ = frames(8)
     main.iloc[:2].to_csv(tmp_path / "first.csv", index=False)
     import_file(ws, tmp_path / "first.csv")                     # one chunk: checked in this process
-    p = tmp_path / "hh.csv"
-    main.iloc[2:].to_csv(p, index=False)
+    p = tmp_path / f"hh.{fmt}"
+    if fmt == "csv":
+        main.iloc[2:].to_csv(p, index=False)
+    else:
+        pyreadstat.write_sav(main.iloc[2:].reset_index(drop=True), str(p))
     before = store.data_fingerprint(ws)
     with pytest.raises(ImportFileError) as e:
         import_file(ws, p, chunk_rows=2, workers=2)

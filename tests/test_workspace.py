@@ -59,3 +59,13 @@ def test_cli_user_error_is_one_line_without_traceback(tmp_path):
     assert out.stderr.startswith("error: unknown province")
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_an_error_raised_in_a_worker_process_reaches_the_caller_whole():
+    """Errors cross process boundaries by pickling: every field a user reads (where, what to do) survives."""
+    import pickle
+
+    from survey.errors import ImportFileError
+    err = ImportFileError("值不对", code="cell_too_long", file="队1.sav", row=7, column="address", fix="删掉该列")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is ImportFileError and back.to_dict() == err.to_dict() and str(back) == str(err)

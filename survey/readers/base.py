@@ -58,7 +58,8 @@ class Source:
 
     def chunk_refs(self, chunk_rows: int = DEFAULT_CHUNK_ROWS):
         """The main table as chunks any process can load (``ref.load()`` gives what ``iter_main`` would), for
-        formats whose chunks can be read out of order (see readers.stat); None: read it in order, here."""
+        formats whose chunks can be read out of order (see readers.stat): a list when they are known in advance
+        (each names its rows), else an iterator; None: read the table in order, here (``iter_main``)."""
         return None
 
     def _main_chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:  # pragma: no cover - abstract

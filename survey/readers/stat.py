@@ -71,11 +71,16 @@ class StatSource(Source):
             self._formats = dict(getattr(meta, "original_variable_types", None) or {})
             self._file_encoding = encoding or getattr(meta, "file_encoding", None) or "utf-8"
 
-    def chunk_refs(self, chunk_rows: int) -> Iterator["SavChunk"] | None:
+    def chunk_refs(self, chunk_rows: int) -> "list[SavChunk] | Iterator[SavChunk] | None":
         """SPSS files this module decodes itself come as chunks any process can load: an uncompressed file's
-        chunks name their cases (a worker reads them), a compressed file's carry the decompressed cases."""
+        chunks name their cases (a list, known in advance: any process reads any of them), a compressed file's
+        carry the decompressed cases (an iterator: the file is decompressed in order)."""
+        from .sav_fast import complete_cases
+
         if self._fast is None:
             return None
+        if complete_cases(self.path, self._fast) is not None:
+            return list(self._sav_chunks(chunk_rows))
         return self._sav_chunks(chunk_rows)
 
     def _sav_chunks(self, chunk_rows: int) -> Iterator["SavChunk"]:
