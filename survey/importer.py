@@ -324,8 +324,9 @@ class _FileImport:
     """One file's import inside one transaction."""
 
     def __init__(self, ws, con, source, cb, result: ImportResult, chunk_rows: int, progress,
-                 workers: int | None = None):
+                 workers: int | None = None, after_chunk=None):
         self.ws, self.con, self.src, self.cb, self.r = ws, con, source, cb, result
+        self.after_chunk = after_chunk
         self.workers = workers
         self.chunk_rows = chunk_rows
         self.progress = progress
@@ -513,6 +514,8 @@ class _FileImport:
             self._count("main", rows_in=n, duplicates_skipped=out.exact_repeats)
             begun = (_RefRows(begun, self._ctx).bind(out.payloads), {}, None, {})
         self._store_chunk(begun, out)
+        if self.after_chunk:
+            self.after_chunk()
         if self.progress:
             self.progress(self.file, stored + n)
         return n
@@ -1347,36 +1350,26 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
     if roster is not None:
         detect_format(roster[0])
     _ensure_store(ws)
-    # the file's hash is computed while its first chunk is read (hashlib and file reads let go of the GIL)
-    with ThreadPoolExecutor(1) as hasher:
-        sha = hasher.submit(_sha256, path)
-        source = open_source(path, encoding=encoding)
-        try:
-            t = time.perf_counter()
-            # files read out of order (SAV) come as refs each checker loads itself: no chunk crosses processes
-            refs = source.chunk_refs(chunk_rows) if roster is None else None
-            if refs is not None:
-                plan = isinstance(refs, list)
-                refs = iter(refs)
-                first_ref = next(refs, None)
-                first = first_ref.load() if first_ref is not None else None
-            else:
-                chunks = source.iter_main(chunk_rows)
-                first = next(chunks, None)
-            result.timings["read"] = time.perf_counter() - t
-            result.sha256 = sha.result()
-        except BaseException:
-            source.close()
-            raise
-    if roster is not None:   # a household file + its members file: one unit, one hash of both
-        import hashlib
-        result.sha256 = hashlib.sha256(f"{result.sha256}+{_sha256(Path(roster[0]))}".encode()).hexdigest()
-    prior = _prior_import(ws, result.sha256)
-    if prior is not None:
-        source.close()
-        _unchanged(ws, result, prior)
-        return
+    # the file's hash is computed in a thread while the import goes on (hashlib and file reads let go of the
+    # GIL); a file found to be imported already is then abandoned (rolled back) and reported unchanged
+    hasher = _PendingHash(path, None if roster is None else Path(roster[0]))
+    source = None
     try:
+        source = open_source(path, encoding=encoding)
+        t = time.perf_counter()
+        # files read out of order (SAV) come as refs each checker loads itself: no chunk crosses processes
+        refs = source.chunk_refs(chunk_rows) if roster is None else None
+        if refs is not None:
+            plan = isinstance(refs, list)
+            refs = iter(refs)
+            first_ref = next(refs, None)
+            first = first_ref.load() if first_ref is not None else None
+        else:
+            chunks = source.iter_main(chunk_rows)
+            first = next(chunks, None)
+        result.timings["read"] = time.perf_counter() - t
+        if hasher.known(result) and (prior := _prior_import(ws, result.sha256)) is not None:
+            raise _AlreadyImported(prior)
         result.format, result.encoding = source.format, source.encoding
         result.messages.extend(source.warnings)
         cb = choose_codebook(source.columns, source.head_rows, first, instrument, path, source.encoding)
@@ -1403,35 +1396,87 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
 
         with _transaction(ws) as con:
             # the same file may have come in from another process meanwhile
-            again = con.execute("SELECT import_id, rows_in, time FROM audit_log WHERE sha256 = ? AND status = "
-                                "'imported' ORDER BY import_id LIMIT 1", (result.sha256,)).fetchone()
-            if again is None:
-                con.execute("PRAGMA cache_size = -32768")      # 32 MB: index pages of large imports
-                cur = con.execute(
-                    "INSERT INTO audit_log (file, path, sha256, size, time, user, instrument, format, encoding, "
-                    "status) VALUES (?,?,?,?,?,?,?,?,?, 'importing')",
-                    (result.file, str(path.resolve()), result.sha256, result.size, _now(), _user(),
-                     result.instrument, result.format, result.encoding))
-                result.import_id = int(cur.lastrowid)
-                job = _FileImport(ws, con, source, cb, result, chunk_rows, progress, workers)
-                hint = getattr(source, "n_rows_hint", None)   # SAV/DTA know their size: no need to read ahead
-                chunks_in = all_chunks()
-                job.run(list(chunks_in) if refs is not None and plan else chunks_in,
-                        None if hint is None else -(-hint // chunk_rows))
-                result._roster_issues = job.issue_counts
-                result.status = "imported"
-                meta = {"value_labels": source.value_labels, "user_missing": source.user_missing,
-                        "tables": result.tables}
-                con.execute(
-                    "UPDATE audit_log SET rows_in=?, accepted=?, quarantined=?, duplicates_skipped=?, superseded=?, "
-                    "errors=?, warnings=?, status='imported', message=?, meta_json=? WHERE import_id=?",
-                    (result.rows_in, result.accepted, result.quarantined, result.duplicates_skipped,
-                     result.superseded, result.errors, result.warnings, "; ".join(result.messages) or None,
-                     json.dumps(meta, ensure_ascii=False, default=str), result.import_id))
-        if again is not None:
-            _unchanged(ws, result, {"import_id": again[0], "rows_in": again[1], "time": again[2]})
+            def check_hash(wait: bool = False) -> None:
+                if hasher.known(result, wait) and not hasher.checked:
+                    hasher.checked = True
+                    again = con.execute("SELECT import_id, rows_in, time FROM audit_log WHERE sha256 = ? AND "
+                                        "status = 'imported' ORDER BY import_id LIMIT 1", (result.sha256,)).fetchone()
+                    if again is not None:
+                        raise _AlreadyImported({"import_id": again[0], "rows_in": again[1], "time": again[2]})
+
+            check_hash()
+            con.execute("PRAGMA cache_size = -32768")      # 32 MB: index pages of large imports
+            cur = con.execute(
+                "INSERT INTO audit_log (file, path, sha256, size, time, user, instrument, format, encoding, "
+                "status) VALUES (?,?,?,?,?,?,?,?,?, 'importing')",
+                (result.file, str(path.resolve()), result.sha256, result.size, _now(), _user(),
+                 result.instrument, result.format, result.encoding))
+            result.import_id = int(cur.lastrowid)
+            job = _FileImport(ws, con, source, cb, result, chunk_rows, progress, workers, after_chunk=check_hash)
+            hint = getattr(source, "n_rows_hint", None)   # SAV/DTA know their size: no need to read ahead
+            chunks_in = all_chunks()
+            job.run(list(chunks_in) if refs is not None and plan else chunks_in,
+                    None if hint is None else -(-hint // chunk_rows))
+            check_hash(wait=True)
+            result._roster_issues = job.issue_counts
+            result.status = "imported"
+            meta = {"value_labels": source.value_labels, "user_missing": source.user_missing,
+                    "tables": result.tables}
+            con.execute(
+                "UPDATE audit_log SET sha256=?, rows_in=?, accepted=?, quarantined=?, duplicates_skipped=?, "
+                "superseded=?, errors=?, warnings=?, status='imported', message=?, meta_json=? WHERE import_id=?",
+                (result.sha256, result.rows_in, result.accepted, result.quarantined, result.duplicates_skipped,
+                 result.superseded, result.errors, result.warnings, "; ".join(result.messages) or None,
+                 json.dumps(meta, ensure_ascii=False, default=str), result.import_id))
+    except _AlreadyImported as same:
+        _reset_counts(result)
+        _unchanged(ws, result, same.prior)
     finally:
-        source.close()
+        if source is not None:
+            source.close()
+        hasher.close(result)
+
+
+class _AlreadyImported(Exception):
+    """The file's hash is that of a file imported before: the import is abandoned, nothing is stored."""
+
+    def __init__(self, prior: dict):
+        super().__init__("already imported")
+        self.prior = prior
+
+
+class _PendingHash:
+    """The sha256 of a file (and of its members file, when the two come as one unit), computed in a thread."""
+
+    def __init__(self, path: Path, roster: Path | None):
+        self.pool = ThreadPoolExecutor(1)
+        self.future = self.pool.submit(self._hash, path, roster)
+        self.checked = False
+
+    @staticmethod
+    def _hash(path: Path, roster: Path | None) -> str:
+        sha = _sha256(path)
+        if roster is None:
+            return sha
+        import hashlib
+        return hashlib.sha256(f"{sha}+{_sha256(roster)}".encode()).hexdigest()
+
+    def known(self, result: ImportResult, wait: bool = False) -> bool:
+        """Whether the hash is known (waiting for it if asked); when it is, it is in result.sha256."""
+        if result.sha256 is None and (wait or self.future.done()):
+            result.sha256 = self.future.result()
+        return result.sha256 is not None
+
+    def close(self, result: ImportResult) -> None:
+        with contextlib.suppress(Exception):     # for the audit log of a rejected file too
+            self.known(result, wait=True)
+        self.pool.shutdown(wait=True)
+
+
+def _reset_counts(result: ImportResult) -> None:
+    result.rows_in = result.accepted = result.quarantined = result.duplicates_skipped = 0
+    result.errors = result.warnings = result.superseded = 0
+    result.tables, result.messages = {}, []
 
 
 def _attach_roster(source, cb, rpath: Path, gname: str, encoding, chunk_rows, result) -> None:

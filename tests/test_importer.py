@@ -83,6 +83,36 @@ def test_same_file_again_changes_nothing(ws, tmp_path):
     assert store.read_imports(ws)["status"].tolist() == ["imported", "unchanged"]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "sav"])
+def test_same_file_again_is_unchanged_when_its_hash_comes_late(ws, tmp_path, monkeypatch, fmt):
+    """The hash of a large file is computed while the import goes on: a file imported before is still found out
+    (the work done meanwhile is rolled back), and a new file's hash is in the audit log."""
+    import time as _time
+
+    from survey import importer
+    real = importer._sha256
+
+    def slow(path):
+        _time.sleep(1.0)
+        return real(path)
+
+    monkeypatch.setattr(importer, "_sha256", slow)
+    main, _ = frames(9)
+    p = tmp_path / f"hh.{fmt}"
+    if fmt == "csv":
+        main.to_csv(p, index=False)
+    else:
+        pyreadstat.write_sav(main, str(p))
+    first = import_file(ws, p, chunk_rows=2, workers=2, write_report=False)
+    before = store.data_fingerprint(ws)
+    again = import_file(ws, p, chunk_rows=2, workers=2, write_report=False)
+    assert first.status == "imported" and first.sha256 == real(p)
+    assert again.status == "unchanged" and again.rows_in == again.duplicates_skipped == 9 and again.reconciles
+    assert store.data_fingerprint(ws) == before
+    log = store.read_imports(ws)
+    assert log["status"].tolist() == ["imported", "unchanged"] and log["sha256"].tolist() == [first.sha256] * 2
+
+
 def test_same_content_in_another_file_is_skipped_as_duplicates(ws, tmp_path):
     main, roster = frames(3)
     import_file(ws, xlsx(tmp_path / "a.xlsx", main, roster))
