@@ -1046,19 +1046,20 @@ class _SharedChunks:
         self.slots.acquire()
         self.results = {}
         self.inbox = queue.SimpleQueue()            # (chunk, result) from the workers, as they come
-        self.alive = 0
         self.procs, self.threads = [], []
         for _ in range(workers - 1):
             recv, send = mp.Pipe(duplex=False)
             proc = mp.Process(target=_claiming_worker, args=(ctx, refs, self.next, self.slots, send), daemon=True)
             proc.start()
             send.close()
-            # a thread takes each result off the pipe at once: a worker never waits for this process to read
+            self.procs.append((proc, recv))
+        # a thread per worker takes each result off its pipe at once: a worker never waits for this process to
+        # read (started once every worker is forked: no thread of ours is forked mid-way)
+        for proc, recv in self.procs:
             thread = threading.Thread(target=self._pump, args=(recv, proc), daemon=True)
             thread.start()
-            self.procs.append((proc, recv))
             self.threads.append(thread)
-            self.alive += 1
+        self.alive = len(self.procs)
         self.results[0] = _check_ref(ctx, refs[0])
 
     def _pump(self, conn, proc) -> None:
