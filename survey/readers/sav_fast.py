@@ -299,9 +299,15 @@ def decode(mat: np.ndarray, lay: SavLayout, encoding: str, formats: dict) -> pd.
                 out[name] = vals
         else:
             raw = mat[:, start:start + units].view(np.uint8).reshape(n, units * 8)[:, :width]
-            fixed = np.ascontiguousarray(raw).view(f"S{width}").ravel()
+            packed = np.ascontiguousarray(raw)
+            fixed = packed.view(f"S{width}").ravel()
             if encoding.lower().replace("-", "") in ("utf8", "ascii"):
-                arr = pa.array(fixed, type=pa.binary())
+                # the packed bytes are the buffer of a fixed-width binary array: no Python bytes objects
+                try:
+                    arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, pa.py_buffer(packed)]) \
+                        .cast(pa.binary())
+                except pa.ArrowNotImplementedError:      # a pyarrow that cannot cast fixed-width binary
+                    arr = pa.array(fixed, type=pa.binary())
                 try:
                     text = pc.utf8_rtrim(arr.cast(pa.string()), characters=" ")
                     out[name] = pd.Series(pd.arrays.ArrowStringArray(text) if hasattr(pd.arrays, "ArrowStringArray")
