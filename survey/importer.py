@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as _dt
+import functools
 import getpass
 import json
 import os
@@ -529,7 +530,8 @@ class _FileImport:
         rtyped, rerr, rkeys, member_hash = out.rtyped, out.rerr, out.rkeys, out.member_hash
         extra_issues = []
         ok_pos = np.flatnonzero(~main_err)
-        unit = pd.Series(out.unit_hash, index=keys.iloc[ok_pos].to_numpy())
+        # keys as a plain object index: inferring a text dtype for 100k keys cost more than the rest of this
+        unit = pd.Series(out.unit_hash, index=pd.Index(keys.to_numpy()[ok_pos], dtype=object))
         roster_u = out.roster_hash
 
         cur = st.current_rows(self.con, self.kind, unit.index.to_numpy(), index=out.ok_keys)
@@ -589,8 +591,9 @@ class _FileImport:
         q_mask = main_err.copy()
         if conflict_keys:
             q_mask[ok_pos[status == "conflict"]] = True
-        reasons = _reasons_by_row(pd.concat([issues, pd.DataFrame(extra_issues, columns=issues.columns)])
-                                  if extra_issues else issues)
+        # the reasons by row, worked out only when a row is held back (most chunks have none)
+        reasons = functools.cache(lambda: _reasons_by_row(
+            pd.concat([issues, pd.DataFrame(extra_issues, columns=issues.columns)]) if extra_issues else issues))
         self._quarantine(raw, pd.DataFrame({ROW: out.rows}), np.flatnonzero(q_mask), keys, "main",
                          self.src.main_name, reasons)
         self._count("main", quarantined=int(q_mask.sum()))
@@ -635,8 +638,11 @@ class _FileImport:
         return now
 
     def _quarantine(self, raw, typed, positions, keys, sheet, label, reasons, extra=None) -> None:
+        """reasons: {(sheet, row): [reason]}, or a function giving it."""
         if len(positions) == 0:
             return
+        if callable(reasons):
+            reasons = reasons()
         if isinstance(raw, _RefRows):
             payloads = raw.payloads(positions)
         else:
