@@ -56,6 +56,11 @@ def _as_bytes_matrix(values: np.ndarray, width: int) -> np.ndarray:
     return np.frombuffer(fixed.tobytes(), dtype=np.uint8).reshape(len(values), width)
 
 
+# Problem codes of id_number_problem_codes, in the order they are checked (0: valid).
+PROBLEMS = (None, "missing", "length", "characters", "birth_date", "check_digit")
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int16)
+
+
 def id_number_problems(series: pd.Series) -> pd.Series:
     """Per row None (valid) or the first problem: "missing", "length", "characters", "birth_date", "check_digit".
 
@@ -63,9 +68,17 @@ def id_number_problems(series: pd.Series) -> pd.Series:
     and registers that mix both defeat duplicate checks.
     """
     series = pd.Series(series)
-    out = np.full(len(series), None, dtype=object)
+    codes = id_number_problem_codes(series)
+    return pd.Series(np.array(PROBLEMS, dtype=object)[codes], index=series.index, dtype=object)
+
+
+def id_number_problem_codes(series: pd.Series) -> np.ndarray:
+    """id_number_problems as int8 positions in PROBLEMS (0 = valid): no Python object per row, so a caller can
+    test the usual all-valid case with one comparison."""
+    series = pd.Series(series)
+    out = np.zeros(len(series), dtype=np.int8)
     if len(series) == 0:
-        return pd.Series(out, index=series.index, dtype=object)
+        return out
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -80,43 +93,47 @@ def id_number_problems(series: pd.Series) -> pd.Series:
     lengths = pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
     ascii_ok = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
     missing |= lengths == 0
-    out[missing] = "missing"
+    out[missing] = 1
     length_bad = ~missing & (lengths != 18)
-    out[length_bad] = "length"
+    out[length_bad] = 2
     cand = ~missing & ~length_bad
     non_ascii = cand & ~ascii_ok
-    out[non_ascii] = "characters"
+    out[non_ascii] = 3
     cand &= ascii_ok
     idx = np.flatnonzero(cand)
     if len(idx) == 0:
-        return pd.Series(out, index=series.index, dtype=object)
+        return out
     picked = arr.filter(pa.array(cand)) if len(idx) < len(arr) else arr
     offsets = np.frombuffer(picked.buffers()[1], dtype=np.int32)[picked.offset:picked.offset + len(picked) + 1]
     data = np.frombuffer(picked.buffers()[2], dtype=np.uint8)
     mat = data[offsets[0]:offsets[-1]].reshape(len(idx), 18)   # all picked values are 18 ASCII bytes
-    body = mat[:, :17]
+    # digit values in uint8: anything but '0'..'9' wraps to 10 or more
+    body = mat[:, :17] - np.uint8(48)
     last = mat[:, 17]
-    body_digits = ((body >= 48) & (body <= 57)).all(axis=1)
-    last_ok = ((last >= 48) & (last <= 57)) | (last == ord("X"))
+    body_digits = (body <= 9).all(axis=1)
+    last_ok = (last - np.uint8(48) <= 9) | (last == ord("X"))
     chars_bad = ~(body_digits & last_ok)
-    out[idx[chars_bad]] = "characters"
-    ok = ~chars_bad
-    idx2 = idx[ok]
-    body = body[ok].astype(np.int64) - 48
-    last = last[ok]
-    year = body[:, 6] * 1000 + body[:, 7] * 100 + body[:, 8] * 10 + body[:, 9]
-    month = body[:, 10] * 10 + body[:, 11]
-    day = body[:, 12] * 10 + body[:, 13]
+    out[idx[chars_bad]] = 3
+    if chars_bad.any():
+        ok = ~chars_bad
+        idx2, body, last = idx[ok], body[ok], last[ok]
+    else:
+        idx2 = idx
+    b = body.astype(np.int16)
+    year = b[:, 6] * 1000 + b[:, 7] * 100 + b[:, 8] * 10 + b[:, 9]
+    month = b[:, 10] * 10 + b[:, 11]
+    day = b[:, 12] * 10 + b[:, 13]
     date_ok = (year >= MIN_BIRTH_YEAR) & (year <= MAX_BIRTH_YEAR) & (month >= 1) & (month <= 12) & (day >= 1)
-    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    max_day = month_days[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    max_day = _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
     date_ok &= day <= max_day
-    out[idx2[~date_ok]] = "birth_date"
-    expected = _CHECK_BYTES[(body @ WEIGHTS) % 11]
+    out[idx2[~date_ok]] = 4
+    # the weighted sum is at most 17 * 9 * 10: exact in float32, and BLAS does the product
+    total = (body.astype(np.float32) @ WEIGHTS.astype(np.float32)).astype(np.int64)
+    expected = _CHECK_BYTES[total % 11]
     check_bad = date_ok & (expected != last)
-    out[idx2[check_bad]] = "check_digit"
-    return pd.Series(out, index=series.index, dtype=object)
+    out[idx2[check_bad]] = 5
+    return out
 
 
 def make_id_numbers(region_codes, birth_dates, seq=None, rng=None, *, sex=None) -> np.ndarray:

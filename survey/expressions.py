@@ -266,6 +266,9 @@ def from_series(series: pd.Series, kind: str | None = None) -> Column:
     if kind == "bool":
         return Column("bool", s.fillna(False).to_numpy(dtype=bool))
     if kind == "num":
+        if isinstance(s.dtype, (np.dtype, pd.Int64Dtype, pd.Float64Dtype)) and s.dtype.kind in "iuf":
+            # integers and floats, nullable or not: one conversion (astype first made a float copy to convert)
+            return Column("num", s.to_numpy(dtype="float64", na_value=np.nan))
         if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
             return Column("num", s.astype("float64").to_numpy(dtype="float64", na_value=np.nan))
         return Column("num", pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(dtype="float64",
@@ -280,6 +283,46 @@ def _text(s) -> pd.Series:
     if not (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"):
         s = s.astype("str")
     return s.reset_index(drop=True)
+
+
+def _text_bytes(chunk) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets as int64, UTF-8 data) of an Arrow string or large_string array, without copying the data."""
+    import pyarrow as pa
+    n = len(chunk)
+    _, offsets, data = chunk.buffers()
+    wide = pa.types.is_large_string(chunk.type)
+    off = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[chunk.offset:chunk.offset + n + 1] \
+        if offsets is not None and n else np.zeros(1, dtype=np.int64)
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None and len(data) else np.zeros(0, dtype=np.uint8)
+    return off.astype(np.int64, copy=False), raw
+
+
+def _fixed_width(s: pd.Series) -> np.ndarray | None:
+    """The UTF-8 bytes of an Arrow text Series as an (n, width) view when every value is present and all have the
+    same byte length (codes, IDs), else None."""
+    arr = getattr(s.array, "_pa_array", None) if isinstance(s, pd.Series) else None
+    if arr is None or arr.null_count or arr.num_chunks != 1 or not len(arr):
+        return None
+    off, raw = _text_bytes(arr.chunk(0))
+    width = int(off[1] - off[0])
+    if int(off[-1] - off[0]) != len(arr) * width or not (off[1:] - off[:-1] == width).all():
+        return None
+    return raw[off[0]:off[-1]].reshape(len(arr), width)
+
+
+def _null_or_empty(s: pd.Series) -> np.ndarray | None:
+    """Missing or "" per row of an Arrow text Series, from its offsets and validity (no string kernel)."""
+    arr = getattr(s.array, "_pa_array", None)
+    if arr is None:
+        return None
+    out = []
+    for chunk in arr.chunks:
+        off, _ = _text_bytes(chunk)
+        empty = off[1:] == off[:-1]
+        if chunk.null_count:
+            empty |= ~np.asarray(chunk.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        out.append(empty)
+    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
 
 
 def _as_num(v: Column, n: int) -> Column:
@@ -347,6 +390,9 @@ def _missing(v: Column, n: int):
     if v.scalar:
         return d is None or str(d) == ""
     s = _text(d)
+    fast = _null_or_empty(s)
+    if fast is not None:
+        return fast
     return s.isna().to_numpy() | s.eq("").fillna(False).to_numpy(dtype=bool)
 
 
@@ -556,13 +602,113 @@ def _regex(pattern: str):
             from None
 
 
+# ``^[class]{m,n}$`` (the code formats of the codebooks, as written or wrapped in ^(?:...)$): a class of plain ASCII
+# characters, single characters or ranges within digits / lower / upper case letters.
+_CLASS_RUN = re.compile(r"\^(\(\?:)?\^?\[([A-Za-z0-9 +().,:/_#*@-]+)\](?:\{(\d+)(?:(,)(\d*))?\}|([+*]))\$?(?(1)\))\$")
+
+
+def _class_run(pattern: str):
+    """(256-entry byte table, min length, max length) when ``pattern`` is a whole-value run of one character
+    class, else None."""
+    m = _CLASS_RUN.fullmatch(pattern)
+    if m is None:
+        return None
+    body, lo, comma, hi, op = m.group(2), m.group(3), m.group(4), m.group(5), m.group(6)
+    table = np.zeros(256, dtype=bool)
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "-" and 0 < i < len(body) - 1:
+            a, b = body[i - 1], body[i + 1]
+            if not any(x <= a <= b <= y for x, y in (("0", "9"), ("a", "z"), ("A", "Z"))):
+                return None
+            table[ord(a):ord(b) + 1] = True
+            i += 2
+            continue
+        table[ord(c)] = True
+        i += 1
+    if op:
+        lo, hi = (1 if op == "+" else 0), None
+    else:
+        lo = int(lo)
+        hi = lo if not comma else (int(hi) if hi else None)
+    if lo > 1000 or (hi is not None and (hi > 1000 or hi < lo)):   # RE2's limit: let the regex engine say so
+        return None
+    return table, lo, hi
+
+
+def _outside(raw: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Bytes not in a 256-entry table: by the table's runs of consecutive bytes ('0'-'9': one unsigned
+    comparison), which beats a table lookup per byte when there are few. (Callers first test the usual case,
+    every byte between the smallest and the largest in the table: two reductions, no array of the data's size.)"""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], table, [False]]).astype(np.int8)))
+    runs = list(zip(edges[::2], edges[1::2]))
+    if len(runs) > 4:
+        return ~table[raw]
+    out = np.ones(len(raw), dtype=bool)
+    for lo, hi in runs:
+        out &= (raw - np.uint8(lo)) >= np.uint8(hi - lo)
+    return out
+
+
+def regex_contains(s: pd.Series, pattern: str) -> np.ndarray:
+    """``s.str.contains(pattern, regex=True)`` as a boolean array (missing: False), without running the regex
+    over every row where that can be avoided. The answers are exactly those of pandas, whose engine choice
+    (Arrow's RE2, or Python's re when the values hold a newline or non-ASCII text meets \\d, \\w, \\b) depends on
+    the set of values checked; both shortcuts below keep the values that decide it:
+
+    - a run of one plain character class (``^[0-9]{16}$``): rows of only class bytes and of the right length match
+      under either engine; only the other rows (where any newline is) go to the regex;
+    - otherwise, with few distinct values, the regex runs over the distinct values only.
+    """
+    arr = getattr(s.array, "_pa_array", None) if isinstance(s, pd.Series) else None
+    if arr is None or not isinstance(s.dtype, pd.StringDtype):
+        return pd.Series(s).str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+    import pyarrow as pa
+
+    arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    n = len(arr)
+    run = _class_run(pattern)
+    if run is not None and n:
+        table, lo, hi = run
+        off, raw = _text_bytes(arr)
+        raw = raw[off[0]:off[-1]]
+        lens = off[1:] - off[:-1]
+        ok = (lens >= lo) if hi is None else (lens >= lo) & (lens <= hi)
+        if len(raw) and not table[int(raw.min()):int(raw.max()) + 1].all():
+            stray = _outside(raw, table)
+            seen = np.concatenate([[0], np.cumsum(stray)])
+            ok &= seen[off[1:] - off[0]] == seen[off[:-1] - off[0]]
+        if arr.null_count:
+            ok &= arr.is_valid().to_numpy(zero_copy_only=False)
+        rest = np.flatnonzero(~ok & ~s.isna().to_numpy())
+        if len(rest):
+            ok[rest] = s.iloc[rest].str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+        return ok
+    if n >= 64:
+        probe = arr.slice(0, 2048).dictionary_encode()
+        if len(probe.dictionary) * 4 <= len(probe):
+            enc = arr.dictionary_encode()
+            if len(enc.dictionary) * 4 <= n:
+                values = pd.Series(type(s.array)(pa.chunked_array([enc.dictionary]), dtype=s.dtype))
+                per_value = values.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+                idx = enc.indices.to_numpy(zero_copy_only=False)
+                if enc.indices.null_count:
+                    valid = enc.indices.is_valid().to_numpy(zero_copy_only=False)
+                    return np.where(valid, per_value[np.where(valid, idx, 0).astype(np.int64)], False) \
+                        if len(per_value) else np.zeros(n, dtype=bool)
+                return per_value[idx]
+    return s.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+
+
 def _f_regex(n, a, p):
     pat = _as_str(p, n)
     if not pat.scalar or pat.data is None:
         raise ExpressionError("regex(): the pattern must be fixed text", fix="write regex(., '^[0-9]{11}$')")
     _regex(pat.data)
     s = _str_series(a, n)
-    res = s.fillna("").str.contains(pat.data, regex=True).to_numpy(dtype=bool)
+    # missing rows are False either way (pandas was given them as "")
+    res = regex_contains(s, pat.data)
     return Column("bool", res & ~np.asarray(_broadcast(_missing(a, n), n)))
 
 
@@ -579,6 +725,13 @@ def _f_starts_with(n, a, b):
     if _as_str(b, n).scalar:
         pre = _as_str(b, n).data
         res = sa.fillna("").str.startswith("" if pre is None else pre).to_numpy(dtype=bool)
+    elif (fa := _fixed_width(sa)) is not None and (fb := _fixed_width(_str_series(b, n))) is not None:
+        # codes against codes (household ID against village code): a UTF-8 text starts with another exactly
+        # when its bytes start with the other's bytes
+        res = np.full(n, fb.shape[1] <= fa.shape[1])
+        if fb.shape[1] <= fa.shape[1]:
+            for j in range(fb.shape[1]):        # byte by byte: .all(axis=1) was slower
+                res &= fa[:, j] == fb[:, j]
     else:
         sb = _str_series(b, n).fillna("")
         lengths = sb.str.len()
@@ -619,6 +772,19 @@ def _f_substr(n, a, start, end=None):
     lo = int(st.data) if not np.isnan(st.data) else 0
     hi = None if e is None or np.isnan(e.data) else int(e.data)
     sa = _str_series(a, n)
+    fa = _fixed_width(sa) if lo >= 0 and (hi is None or hi >= 0) else None
+    if fa is not None and fa.max(initial=0) < 0x80:
+        # ASCII codes of one width (province, county codes): characters are bytes, so the slice is a column range
+        import pyarrow as pa
+        width = fa.shape[1]
+        first = min(lo, width)
+        last = max(first, width if hi is None else min(hi, width))
+        # rows' byte ranges as fixed-size items: numpy copies those far faster than a 2-D column range
+        data = np.ndarray((n,), dtype=f"V{last - first}", buffer=fa, offset=first, strides=(width,)).copy() \
+            if last > first else np.zeros(0, dtype=np.uint8)
+        offsets = np.arange(n + 1, dtype=np.int64) * (last - first)
+        part = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+        return Column("str", pd.Series(type(sa.array)(pa.chunked_array([part]), dtype=sa.dtype)))
     return Column("str", sa.str.slice(lo, hi))
 
 

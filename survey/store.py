@@ -96,6 +96,7 @@ def ensure_store(ws) -> None:
 
 # ------------------------------------------------------------------------------------------- hashing
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+_MISSING_BITS = np.uint64(0x7FF8000000000001)      # what a missing number or time hashes as
 
 
 def row_hashes(frame: pd.DataFrame, columns) -> np.ndarray:
@@ -114,19 +115,32 @@ def row_hashes(frame: pd.DataFrame, columns) -> np.ndarray:
                 # the instant as integer nanoseconds: formatting datetimes as text cost more than all else here
                 v = s.dt.tz_convert(None) if getattr(s.dt, "tz", None) is not None else s
                 bits = v.to_numpy(dtype="datetime64[ns]").view(np.int64).view(np.uint64).copy()
-                bits[v.isna().to_numpy()] = np.uint64(0x7FF8000000000001)
-                ch = pd.util.hash_array(bits)
+                bits[v.isna().to_numpy()] = _MISSING_BITS
+                ch = _mix_bits(bits)
             elif pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
                 v = s.to_numpy(dtype="float64", na_value=np.nan)
-                v = np.where(v == 0, 0.0, v)           # -0.0 == 0.0
-                bits = v.view(np.uint64).copy()
-                bits[np.isnan(v)] = np.uint64(0x7FF8000000000001)
-                ch = pd.util.hash_array(bits)
+                bits = (v + 0.0).view(np.uint64)       # a new array, and -0.0 + 0.0 is 0.0: equal numbers, equal bits
+                nan = np.isnan(v)
+                if nan.any():
+                    bits[nan] = _MISSING_BITS
+                ch = _mix_bits(bits)
             else:
                 ch = text_hashes(s)
-            ch = ch ^ np.uint64(hash_text(col))
-            h = (h ^ ch) * prime
+            ch ^= np.uint64(hash_text(col))
+            h ^= ch
+            h *= prime
     return h
+
+
+def _mix_bits(bits: np.ndarray) -> np.ndarray:
+    """pandas.util.hash_array of uint64 values (its splitmix64 finaliser), in place: written out here so that
+    stored hashes cannot change with a pandas version, and without hash_array's copy."""
+    bits ^= bits >> np.uint64(30)
+    bits *= np.uint64(0xBF58476D1CE4E5B9)
+    bits ^= bits >> np.uint64(27)
+    bits *= np.uint64(0x94D049BB133111EB)
+    bits ^= bits >> np.uint64(31)
+    return bits
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -156,32 +170,61 @@ def text_hashes(values) -> np.ndarray:
     """A 64-bit hash of each text (missing texts hash alike), computed on the UTF-8 bytes eight at a time.
 
     Hashing with pandas turns every text into a Python object first: for 100k distinct household IDs that cost
-    five times more than this."""
-    from numpy.lib.stride_tricks import as_strided
-
+    five times more than this. A text of L bytes takes L // 8 + 1 steps, the last one over its remaining
+    0–7 bytes (zero-padded); the empty text takes none."""
     arr = _arrow_text(values)
     n = len(arr)
     _, offsets, data = arr.buffers()
     off = np.frombuffer(offsets, dtype=np.int64)[arr.offset:arr.offset + n + 1] if n else np.zeros(1, np.int64)
     raw = np.frombuffer(data, dtype=np.uint8) if data is not None and len(data) else np.zeros(0, np.uint8)
-    pad = np.concatenate([raw, np.zeros(8, dtype=np.uint8)])
-    words = as_strided(pad, shape=(len(pad) - 7, 8), strides=(1, 1))   # the 8 bytes starting at each byte
-    start, lens = off[:-1], np.diff(off)
+    start, lens = off[:-1], off[1:] - off[:-1]
     h = np.full(n, np.uint64(1469598103934665603), dtype=np.uint64) ^ lens.astype(np.uint64)
-    rows = np.flatnonzero(lens > 0)
-    j = 0
+    steps = np.where(lens > 0, (lens >> 3) + 1, 0)
+    nsteps = int(steps.max()) if n else 0
+    if nsteps:
+        base = int(off[0])
+        pad = np.concatenate([raw[base:int(off[-1])], np.zeros(8, dtype=np.uint8)])
+        start = start - base
     with np.errstate(over="ignore"):
-        while len(rows):
-            w = np.ascontiguousarray(words[start[rows] + j]).view(np.uint64).ravel()
-            rest = lens[rows] - j
-            short = rest < 8
-            if short.any():
-                w[short] &= (np.uint64(1) << (rest[short].astype(np.uint64) * np.uint64(8))) - np.uint64(1)
-            x = (h[rows] ^ w) * _MIX
-            h[rows] = x ^ (x >> np.uint64(29))
-            j += 8
-            rows = rows[~short]
-        h = (h ^ (h >> np.uint64(32))) * _MIX
+        if nsteps and (lens == lens[0]).all():
+            # Codes and IDs are mostly of one length: the texts then lie back to back, and each step's words
+            # are a strided view of the bytes (no gathering; only the last, partial step is masked).
+            width = int(lens[0])
+            for j in range(nsteps):
+                w = np.ndarray((n,), dtype=np.uint64, buffer=pad, offset=8 * j, strides=(width,))
+                rest = width - 8 * j
+                if rest < 8:
+                    w = w & np.uint64((1 << (8 * rest)) - 1)
+                h ^= w
+                h *= _MIX
+                h ^= h >> np.uint64(29)
+        elif nsteps:
+            # the (unaligned) 8 bytes starting at each byte, read as one little-endian word
+            at = np.ndarray((len(pad) - 7,), dtype=np.uint64, buffer=pad, strides=(1,))
+            rows = None                      # None: every row still takes this step
+            for j in range(nsteps):
+                if rows is None and not (steps > j).all():
+                    rows = np.flatnonzero(steps > j)
+                elif rows is not None:
+                    rows = rows[steps[rows] > j]
+                sel = slice(None) if rows is None else rows
+                w = at[start[sel] + 8 * j]
+                rest = lens[sel] - 8 * j
+                short = rest < 8
+                if short.any():
+                    keep = (np.uint64(1) << (np.minimum(rest, 7).astype(np.uint64) * np.uint64(8))) - np.uint64(1)
+                    w &= np.where(short, keep, _MASK)
+                if rows is None:
+                    h ^= w
+                    h *= _MIX
+                    h ^= h >> np.uint64(29)
+                else:
+                    x = h[rows] ^ w
+                    x *= _MIX
+                    x ^= x >> np.uint64(29)
+                    h[rows] = x
+        h ^= h >> np.uint64(32)
+        h *= _MIX
         h ^= h >> np.uint64(29)
     if arr.null_count:
         h[arr.is_null().to_numpy(zero_copy_only=False)] = _NULL_TEXT
@@ -245,8 +288,12 @@ def with_meta(frame: pd.DataFrame, row_hash, version, roster_hash=None, *, house
     out[ROW_HASH] = signed(np.asarray(row_hash, dtype=np.uint64))
     out[VERSION] = np.broadcast_to(np.asarray(version, dtype=np.int64), len(out)).copy()
     if households:
-        out[ROSTER_HASH] = pd.array(signed(np.asarray(roster_hash, dtype=np.uint64)) if roster_hash is not None
-                                    else [None] * len(out), dtype="Int64")
+        if roster_hash is not None:
+            out[ROSTER_HASH] = pd.array(signed(np.asarray(roster_hash, dtype=np.uint64)), dtype="Int64")
+        else:
+            # all null, as pd.array([None] * n, dtype="Int64") makes it (1 under the mask, which the blob holds)
+            # without a Python list of n Nones
+            out[ROSTER_HASH] = pd.arrays.IntegerArray(np.ones(len(out), dtype=np.int64), np.ones(len(out), dtype=bool))
     return out
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 
 from .codebook import PARAMETERS, TYPE_ZH, Codebook, RepeatGroup, Variable, load_codebook
 from .errors import CodebookError
-from .expressions import Column, _missing, evaluate, from_series, parse, references, truth
+from .expressions import (Column, _missing, _null_or_empty, _text_bytes, evaluate, from_series, parse, references,
+                          regex_contains, truth)
 
 __all__ = ["validate", "ValidationResult", "ISSUE_COLUMNS", "duplicate_issues", "BUILTIN_RULES",
            "coerce_column"]
@@ -98,14 +99,58 @@ def _clean_text(s: pd.Series) -> pd.Series:
     t = _one_chunk(s.astype("str"))
     pa_arr = getattr(t.array, "_pa_array", None)
     if pa_arr is not None:
-        # Trim and blank → missing in two Arrow kernels (pandas' mask() alone cost twice as much).
+        # Trim and blank → missing in two Arrow kernels (pandas' mask() alone cost twice as much), each only
+        # when some value may need it: most columns have neither blanks around values nor empty values.
         import pyarrow as pa
         import pyarrow.compute as pc
-        tr = pc.utf8_trim_whitespace(pa_arr)
+        trim = blank = False
+        for chunk in pa_arr.chunks:
+            edges_ok, empty = _edges_and_empties(chunk)
+            trim |= not edges_ok
+            blank |= empty
+        if not trim and not blank:
+            return t
+        tr = pc.utf8_trim_whitespace(pa_arr) if trim else pa_arr
         tr = pc.if_else(pc.equal(tr, ""), pa.scalar(None, tr.type), tr)
         return pd.Series(type(t.array)(tr, dtype=t.dtype), index=t.index, name=t.name)
     t = t.str.strip()
     return t.mask(t == "")
+
+
+# Whitespace that Arrow's utf8_trim_whitespace removes is ASCII (\t-\r, \x1c-\x20) or below U+3001, so a value
+# cannot be trimmed when its first byte is printable ASCII or the lead byte of a 3- or 4-byte character from U+4000
+# (E4-F4: CJK ideographs, full-width forms) and its last character is printable ASCII or a 3-byte character from
+# U+4000 (lead byte E4-EF). Byte classes by unsigned range tests: x - lo <= hi - lo.
+def _in(b: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return (b - np.uint8(lo)) <= np.uint8(hi - lo)
+
+
+def _edges_and_empties(chunk) -> tuple[bool, bool]:
+    """(no value can change when trimmed, some present value is empty) for one Arrow string chunk. Cautious:
+    False for the first only means "trim to find out"."""
+    off, raw = _text_bytes(chunk)
+    if len(off) < 2 or not len(raw):
+        return True, bool(len(off) > 1 and np.any(_valid(chunk)))
+    lens = off[1:] - off[:-1]
+    none = lens == 0
+    valid = _valid(chunk)
+    empty = bool(none.any() if valid is True else (none & valid).any())
+    first = raw.take(off[:-1], mode="clip")
+    if not (_in(first, 0x21, 0x7E) | _in(first, 0xE4, 0xF4) | none).all():
+        return False, empty
+    last_ok = _in(raw.take(off[1:] - 1, mode="clip"), 0x21, 0x7E) | none
+    if not last_ok.all():
+        # ends in a multi-byte character: safe when it is a 3-byte one from U+4000
+        last_ok |= (lens >= 3) & _in(raw.take(off[1:] - 3, mode="clip"), 0xE4, 0xEF)
+        if not last_ok.all():
+            return False, empty
+    return True, empty
+
+
+def _valid(chunk) -> np.ndarray | bool:
+    if not chunk.null_count:
+        return True
+    return np.asarray(chunk.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _one_chunk(t: pd.Series) -> pd.Series:
@@ -117,6 +162,21 @@ def _one_chunk(t: pd.Series) -> pd.Series:
         t = pd.Series(type(t.array)(pa.chunked_array([pa_arr.combine_chunks()]), dtype=t.dtype), index=t.index,
                       name=t.name)
     return t
+
+
+def _may_hold_dot(text: pd.Series) -> bool:
+    """False when no value has a '.': one byte scan of Arrow text ('.' is one byte in UTF-8 and no part of any
+    other character)."""
+    pa_arr = getattr(text.array, "_pa_array", None)
+    if pa_arr is None:
+        return True
+    for chunk in pa_arr.chunks:
+        off, raw = _text_bytes(chunk)
+        raw = raw[off[0]:off[-1]]
+        # digits-only codes have no byte as low as '.': two reductions decide without a mask of the data's size
+        if len(raw) and raw.min() <= ord(".") <= raw.max() and (raw == ord(".")).any():
+            return True
+    return False
 
 
 def _parse_numbers(text: pd.Series) -> np.ndarray:
@@ -143,7 +203,7 @@ def _parse_numbers(text: pd.Series) -> np.ndarray:
 
 def _fullmatch(text: pd.Series, pattern: str) -> np.ndarray:
     """Whole-value regex match; str.fullmatch is ~20x slower than an anchored contains on Arrow strings."""
-    return text.str.contains(f"^(?:{pattern})$", regex=True).fillna(False).to_numpy(dtype=bool)
+    return regex_contains(text, f"^(?:{pattern})$")
 
 
 _TZ_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
@@ -323,7 +383,7 @@ def coerce_column(raw: pd.Series, v: Variable):
         bad = ~missing & typed.isna().to_numpy()
     else:   # text, code
         typed = text
-        if t == "code" and text.str.contains(".", regex=False).any():
+        if t == "code" and _may_hold_dot(text) and text.str.contains(".", regex=False).any():
             typed = text.str.replace(r"\.0+$", "", regex=True)
     typed = pd.Series(typed, index=raw.index)
     typed.name = v.name
@@ -332,11 +392,12 @@ def coerce_column(raw: pd.Series, v: Variable):
 
 # ================================================================================================ issues
 class _Issues:
-    """Collects problems as column chunks (one DataFrame per check), concatenated once at the end."""
+    """Collects problems as column chunks (one dict of arrays per check), made one table once at the end: a
+    DataFrame per check cost more than the check when a dirty file has dozens of them."""
 
     def __init__(self, file, config):
         self.file = file
-        self.chunks = []
+        self.chunks: list[dict[str, np.ndarray]] = []
         vcfg = (config or {}).get("validation", {}) or {}
         self.severity = {str(k): str(v) for k, v in (vcfg.get("severity", {}) or {}).items()}
 
@@ -361,31 +422,44 @@ class _Issues:
                 return arr if len(arr) == k else arr[pos]
             return np.full(k, x, dtype=object)
 
-        self.chunks.append(pd.DataFrame({
-            "file": self.file, "sheet": sheet, "row": table.rows[pos], "household_id": table.keys_text[pos],
-            "field": field, "rule": rule, "rule_zh": rule_zh, "severity": sev, "value": pick(value),
-            "message_zh": pick(message), "fix_zh": pick(fix), "_pos": pos,
-        }))
+        self.chunks.append({
+            "file": pick(self.file), "sheet": pick(sheet), "row": table.rows[pos],
+            "household_id": pick(table.key_text_at(pos)), "field": pick(field), "rule": pick(rule),
+            "rule_zh": pick(rule_zh), "severity": pick(sev), "value": pick(value), "message_zh": pick(message),
+            "fix_zh": pick(fix), "_pos": pos,
+        })
 
     def add_file_level(self, *, sheet, rule, rule_zh, severity, field, message, fix, value=""):
         sev = self.severity_of(rule, severity)
         if sev == "off":
             return
-        self.chunks.append(pd.DataFrame({
-            "file": [self.file], "sheet": [sheet], "row": [pd.NA], "household_id": [""], "field": [field],
-            "rule": [rule], "rule_zh": [rule_zh], "severity": [sev], "value": [value], "message_zh": [message],
-            "fix_zh": [fix], "_pos": [-1]}))
+        one = {"file": self.file, "sheet": sheet, "row": pd.NA, "household_id": "", "field": field, "rule": rule,
+               "rule_zh": rule_zh, "severity": sev, "value": value, "message_zh": message, "fix_zh": fix}
+        chunk = {c: np.array([x], dtype=object) for c, x in one.items()}
+        chunk["_pos"] = np.array([-1], dtype=np.int64)
+        self.chunks.append(chunk)
 
     def frame(self) -> pd.DataFrame:
         if not self.chunks:
             out = pd.DataFrame({c: pd.Series(dtype=object) for c in ISSUE_COLUMNS + ["_pos"]})
-        else:
-            out = pd.concat(self.chunks, ignore_index=True)
-        out["row"] = pd.array(out["row"], dtype="Int64")
-        for c in ISSUE_COLUMNS:
-            if c != "row":
-                out[c] = out[c].astype(object).where(out[c].notna(), "").astype(str)
-        return out
+            out["row"] = pd.array(out["row"], dtype="Int64")
+            for c in ISSUE_COLUMNS:
+                if c != "row":
+                    out[c] = out[c].astype(str)
+            return out
+        cols = {}
+        for c in ISSUE_COLUMNS + ["_pos"]:
+            col = np.concatenate([ch[c] for ch in self.chunks])
+            if c == "row":
+                col = pd.array(col, dtype="Int64")
+            elif c != "_pos":
+                missing = pd.isna(col)
+                if missing.any():
+                    col[missing] = ""
+                # one conversion to text per column, from objects (each value as str() makes it)
+                col = pd.Series(col, dtype=object, copy=False).astype(str).array
+            cols[c] = col
+        return pd.DataFrame(cols)
 
 
 def _value_text(col: pd.Series | np.ndarray, pos=None) -> np.ndarray:
@@ -399,29 +473,54 @@ def _value_text(col: pd.Series | np.ndarray, pos=None) -> np.ndarray:
     elif pd.api.types.is_bool_dtype(s.dtype):
         out = s.astype(object)
     elif pd.api.types.is_numeric_dtype(s.dtype):
-        f = s.astype("float64").round(2)
-        whole = (f == np.round(f)) & f.notna() & (f.abs() < 1e15)
-        out = f.astype(str).astype(object)
-        out[whole] = f[whole].astype("int64").astype(str)
+        # Only the rows with a problem get here, but often thousands of them: numpy and plain str() (what
+        # pandas' astype(str) gives for floats) rather than pandas text columns.
+        f = np.round(s.to_numpy(dtype="float64", na_value=np.nan), 2)
+        with np.errstate(invalid="ignore"):
+            whole = (f == np.round(f)) & (np.abs(f) < 1e15)
+        text = np.empty(len(f), dtype=object)
+        text[whole] = f[whole].astype("int64").astype(str)
+        rest = np.flatnonzero(~whole)
+        text[rest] = [str(x) for x in f[rest].tolist()]
+        text[np.isnan(f)] = _MISSING_TEXT
+        return text
     else:
-        out = s.astype(object).map(lambda x: x if isinstance(x, str) else str(x), na_action="ignore")
+        text = s.to_numpy(dtype=object)
+        missing = pd.isna(text)
+        odd = [i for i, x in enumerate(text) if not isinstance(x, str)] if not missing.all() else []
+        if odd:
+            text = text.copy()
+            for i in odd:
+                if not missing[i]:
+                    text[i] = str(text[i])
+        if missing.any():
+            text = text.copy()
+            text[missing] = _MISSING_TEXT
+        return text
     out = out.where(pd.notna(s), _MISSING_TEXT)
     return out.to_numpy(dtype=object)
 
 
-def _render(template: str, env, pos: np.ndarray) -> np.ndarray:
-    """Fill {name} placeholders of a message for the selected rows, column-wise."""
-    parts = re.split(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", template)
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _render(template: str, env, pos: np.ndarray, shown: dict | None = None) -> np.ndarray:
+    """Fill {name} placeholders of a message for the selected rows, column-wise. ``shown`` caches the display
+    text of each name for these rows (a rule's value, message and fix often show the same ones)."""
+    parts = _PLACEHOLDER.split(template)
     if len(parts) == 1:
         return np.full(len(pos), template, dtype=object)
-    out = pd.Series([""] * len(pos), dtype=object)
+    shown = {} if shown is None else shown
+    out = np.full(len(pos), "", dtype=object)
     for i, part in enumerate(parts):
         if i % 2 == 0:
             if part:
                 out = out + part
         else:
-            out = out + pd.Series(env.display(part, pos), dtype=object)
-    return out.to_numpy(dtype=object)
+            if part not in shown:
+                shown[part] = np.asarray(env.display(part, pos), dtype=object)
+            out = out + shown[part]
+    return out
 
 
 # ================================================================================================ tables
@@ -442,12 +541,55 @@ class _Table:
             self.rows = np.arange(2, self.n + 2, dtype="int64")
         self.typed: dict[str, pd.Series] = {}
         self.missing: dict[str, np.ndarray] = {}
-        self.keys_text = np.full(self.n, "", dtype=object)
+        # The key of each row as text ("" when missing). Kept in Arrow when the key column is Arrow text:
+        # Python strings for all rows (keys_text) cost more than every use of them but the issue rows'.
+        self.keys: pd.Series | None = None
+        self._keys_text = np.full(self.n, "", dtype=object)
+        self._has_key = None
+        self._codes: dict[str, tuple[np.ndarray, int]] = {}
 
     def set_keys(self):
+        self._has_key = None
         if self.key_col in self.typed:
             k = self.typed[self.key_col]
-            self.keys_text = k.astype(object).where(k.notna(), "").to_numpy(dtype=object)
+            if _is_arrow_text(k):
+                import pyarrow.compute as pc
+                self.keys = pd.Series(type(k.array)(pc.fill_null(k.array._pa_array, ""), dtype=k.dtype))
+                self._keys_text = None
+            else:
+                self._keys_text = k.astype(object).where(k.notna(), "").to_numpy(dtype=object)
+
+    @property
+    def keys_text(self) -> np.ndarray:
+        if self._keys_text is None:
+            self._keys_text = self.keys.to_numpy(dtype=object)
+        return self._keys_text
+
+    def key_text_at(self, pos: np.ndarray) -> np.ndarray:
+        """keys_text[pos], without making Python strings of the other rows' keys."""
+        if self._keys_text is None:
+            return self.keys.take(pos).to_numpy(dtype=object)
+        return self._keys_text[pos]
+
+    def key_values(self):
+        """The keys for _shared_codes / _isin: Arrow text when there is, else keys_text."""
+        return self.keys if self._keys_text is None else self._keys_text
+
+    @property
+    def has_key(self) -> np.ndarray:
+        """keys_text != "" """
+        if self._has_key is None:
+            self._has_key = ~_null_or_empty(self.keys) if self._keys_text is None else self._keys_text != ""
+        return self._has_key
+
+    def codes_of(self, name: str) -> tuple[np.ndarray, int]:
+        """_shared_codes of one typed column (missing as ""), computed once per column."""
+        if name not in self._codes:
+            col = self.typed[name].reset_index(drop=True)
+            (codes,), ncodes = _shared_codes(col.astype(object).where(col.notna(), "").astype(str)
+                                             .to_numpy(dtype=object) if not _is_arrow_text(col) else col)
+            self._codes[name] = (codes, ncodes)
+        return self._codes[name]
 
 
 class _Env:
@@ -521,7 +663,8 @@ class _Env:
             return _value_text(self.t.typed[name], pos)
         col = self.resolve(name)
         data = col.data if not col.scalar else np.full(self.t.n, col.data)
-        sel = np.asarray(data)[pos]
+        # a text column is an Arrow-backed Series: pick the rows before leaving Arrow
+        sel = np.asarray(data.iloc[pos]) if isinstance(data, pd.Series) else np.asarray(data)[pos]
         if col.kind == "dt":
             s = pd.Series(pd.to_datetime(sel.astype("float64") * 86400e9, errors="coerce"))
             return _value_text(s)
@@ -686,17 +829,23 @@ def _check_id_numbers(tab: _Table, issues: _Issues, sheet: str):
     names = [n for n in tab.typed if n == "id_number" or n.endswith("_id_number")]
     if not names:
         return
-    from sampling.idnumber import FIX_TEXT_ZH, PROBLEM_TEXT_ZH, id_number_problems
+    from sampling.idnumber import FIX_TEXT_ZH, PROBLEM_TEXT_ZH, PROBLEMS, id_number_problem_codes
     for name in names:
         col = tab.typed[name].reset_index(drop=True)
         answered = col.notna().to_numpy()
-        arr = np.full(tab.n, None, dtype=object)
-        if answered.any():
-            arr[answered] = id_number_problems(col[answered]).to_numpy(dtype=object)
-        for code in pd.unique(arr[pd.notna(arr)]):
-            if code == "missing":   # an empty ID is the required-item check's business
-                continue
-            mask = arr == code
+        codes = np.zeros(tab.n, dtype=np.int8)
+        if answered.all():
+            codes = id_number_problem_codes(col)
+        elif answered.any():
+            codes[answered] = id_number_problem_codes(col[answered])
+        # an empty ID (code 1, "missing") is the required-item check's business
+        wrong = codes > 1
+        if not wrong.any():
+            continue
+        found, first = np.unique(codes[wrong], return_index=True)
+        for c in found[np.argsort(first)]:        # problems in the order their first row comes
+            code = PROBLEMS[c]
+            mask = codes == c
             label = tab.variables[name].label_zh
             issues.add(sheet=sheet, mask=mask, table=tab, rule="id_number", rule_zh=BUILTIN_RULES["id_number"][0],
                        severity="error", field=name, value=_value_text(col, np.flatnonzero(mask)),
@@ -716,11 +865,12 @@ def _check_rules(cb: Codebook, table_name: str, tab: _Table, env: _Env, issues: 
         if not mask.any():
             continue
         pos = np.flatnonzero(mask)
-        value = _render(r.value_zh, env, pos) if r.value_zh else (
+        shown = {}
+        value = _render(r.value_zh, env, pos, shown) if r.value_zh else (
             env.display(r.field, pos) if env.known(r.field) else "")
         issues.add(sheet=sheet, mask=mask, table=tab, rule=r.id, rule_zh=r.rule_zh, severity=r.severity,
-                   field=r.field, value=value, message=_render(r.message_zh, env, pos),
-                   fix=_render(r.fix_zh, env, pos))
+                   field=r.field, value=value, message=_render(r.message_zh, env, pos, shown),
+                   fix=_render(r.fix_zh, env, pos, shown))
 
 
 def _arrow_text(values: np.ndarray):
@@ -737,8 +887,13 @@ def _isin(values: np.ndarray, allowed) -> np.ndarray:
     allowed = list(allowed)
     if not all(isinstance(a, str) for a in allowed[:100]):
         allowed = [str(a) for a in allowed]
-    value_set = pa.array(allowed, type=pa.string())
-    return pc.is_in(_arrow_text(values), value_set=value_set).to_numpy(zero_copy_only=False).astype(bool)
+    if _is_arrow_text(values):
+        arr = values.array._pa_array
+        value_set = pa.array(allowed, type=arr.type)
+    else:
+        arr = _arrow_text(values)
+        value_set = pa.array(allowed, type=pa.string())
+    return np.asarray(pc.is_in(arr, value_set=value_set).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _is_arrow_text(s) -> bool:
@@ -787,10 +942,8 @@ def _check_duplicates(tab: _Table, cols: list[str], issues: _Issues, sheet: str,
     complete = np.ones(tab.n, dtype=bool)
     group = np.zeros(tab.n, dtype="int64")
     for c in cols:
-        col = tab.typed[c].reset_index(drop=True)
-        complete &= col.notna().to_numpy()
-        (codes,), ncodes = _shared_codes(col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
-                                         if not _is_arrow_text(col) else col)
+        complete &= tab.typed[c].notna().to_numpy()
+        codes, ncodes = tab.codes_of(c)
         group = group * (ncodes + 1) + codes
     dup = _duplicated(group) & complete
     if not dup.any():
@@ -916,7 +1069,7 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
         rt, renv, g = rep_tabs[a.repeat]
         if a.repeat not in grouping:
             # One factorisation of roster and household keys together: shared integer codes for both.
-            (codes, main_codes), ngroups = _shared_codes(rt.keys_text, tab.keys_text)
+            (codes, main_codes), ngroups = _shared_codes(rt.key_values(), tab.key_values())
             has_roster = np.bincount(codes, minlength=ngroups) > 0
             grouping[a.repeat] = (codes, ngroups, main_codes, has_roster[main_codes])
         codes, ngroups, main_codes, found = grouping[a.repeat]
@@ -955,7 +1108,12 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
                       else "此村（村代码相同）", "同一户（村）只保留一行：删除重复的行，或改正录错的编码")
     # Integer codes of the keys, shared by the main table and every roster (equal key text, equal code).
     names = list(rep_tabs)
-    all_codes, ncodes = _shared_codes(tab.keys_text, *[rep_tabs[g][0].keys_text for g in names])
+    if not names and tab.keys is not None:
+        # the key column's own codes (missing as "", like keys_text): the duplicate check made them already
+        key_codes, ncodes = tab.codes_of(tab.key_col)
+        all_codes = [key_codes]
+    else:
+        all_codes, ncodes = _shared_codes(tab.key_values(), *[rep_tabs[g][0].key_values() for g in names])
     if "head_id_number" in tab.typed and cb.key in tab.typed:
         key_dup = _duplicated(all_codes[0])
         hid = tab.typed["head_id_number"].reset_index(drop=True)
@@ -972,7 +1130,7 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
                        value=_value_text(hid, pos), message=msg, fix="核对两户是否为同一户；如是，删除一行")
     main_codes, rep_codes = all_codes[0], dict(zip(names, all_codes[1:]))
     in_main = np.zeros(ncodes, dtype=bool)
-    in_main[main_codes[tab.keys_text != ""]] = True
+    in_main[main_codes[tab.has_key]] = True
     for gname, (rt, renv, g) in rep_tabs.items():
         if len(g.key) > 1:   # without an item number there is nothing to call a duplicate member
             _check_duplicates(rt, list(g.key), issues, gname, "duplicate_member", "此成员（户编码和成员序号相同）",
@@ -982,7 +1140,7 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
                               "核对身份证号码：同一人只能在一户中登记一次")
         parent = g.key[0]
         if parent in rt.typed:
-            orphan = (rt.keys_text != "") & ~in_main[rep_codes[gname]]
+            orphan = rt.has_key & ~in_main[rep_codes[gname]]
             issues.add(sheet=gname, mask=orphan, table=rt, rule="orphan_member",
                        rule_zh=BUILTIN_RULES["orphan_member"][0], severity="error", field=parent,
                        value=_value_text(rt.typed[parent], np.flatnonzero(orphan)),
@@ -998,11 +1156,11 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
                        message="人编码应为户编码加两位成员序号", fix="改正人编码（户编码 + 两位成员序号，如 01）")
     if sample_ids is not None:
         allowed = set(map(str, sample_ids)) | set(map(str, reserve_ids or ()))
-        outside = (tab.keys_text != "") & ~_isin(tab.keys_text, allowed)
+        outside = tab.has_key & ~_isin(tab.key_values(), allowed)
         what = "此户" if cb.key == "household_id" else "此村"
         issues.add(sheet="main", mask=outside, table=tab, rule="not_in_sample",
                    rule_zh=BUILTIN_RULES["not_in_sample"][0], severity="error", field=cb.key,
-                   value=_value_text(pd.Series(tab.keys_text), np.flatnonzero(outside)),
+                   value=_value_text(pd.Series(tab.key_text_at(np.flatnonzero(outside)), dtype=object)),
                    message=f"{what}不在本次抽中的样本中，也不在备选（替补）名单中",
                    fix="核对编码是否录错；如确为替换入户，先在抽样记录中登记替补户后再导入")
 
@@ -1027,15 +1185,15 @@ def validate(cb, main: pd.DataFrame, repeats: dict[str, pd.DataFrame] | None = N
     if all_error_sheets:
         main_err[:] = True
     flagged = np.zeros(ncodes, dtype=bool)
-    flagged[main_codes[main_err & (tab.keys_text != "")]] = True
+    flagged[main_codes[main_err & tab.has_key]] = True
     for gname, (rt, _, _) in rep_tabs.items():
-        flagged[rep_codes[gname][rep_err[gname] & (rt.keys_text != "")]] = True
-    main_err |= flagged[main_codes] & (tab.keys_text != "")
+        flagged[rep_codes[gname][rep_err[gname] & rt.has_key]] = True
+    main_err |= flagged[main_codes] & tab.has_key
     for gname, (rt, _, _) in rep_tabs.items():
-        rep_err[gname] |= flagged[rep_codes[gname]] & (rt.keys_text != "")
-    error_keys = set(pd.unique(tab.keys_text[main_err]))
+        rep_err[gname] |= flagged[rep_codes[gname]] & rt.has_key
+    error_keys = set(pd.unique(tab.key_text_at(np.flatnonzero(main_err))))
     for gname, (rt, _, _) in rep_tabs.items():
-        error_keys |= set(pd.unique(rt.keys_text[rep_err[gname]]))
+        error_keys |= set(pd.unique(rt.key_text_at(np.flatnonzero(rep_err[gname]))))
     error_keys.discard("")
 
     typed_main = _typed_frame(tab)

@@ -77,6 +77,37 @@ def test_string_functions(frame):
     assert ev("year(${start}) = 2019", frame) == [True, True, False, True]
 
 
+def test_code_functions_answer_alike_for_codes_of_one_width_and_mixed_ones():
+    # all-present codes of one byte width take a shortcut; a missing or longer value sends the same rows the
+    # general way, and every row must get the same answer either way
+    hid = ["5201020010010001", "5201020010020001", "5201020010010002", "52010200100100", "张三李四王五赵六钱孙"]
+    vc = ["520102001001", "520102001001", "520102001002", "520102001001", "张三李四王五"]
+    exprs = ["starts-with(${hid}, ${vc})", "substr(${hid}, 0, 6) = substr(${vc}, 0, 6)", "substr(${vc}, 2, 4) = '01'",
+             "substr(${hid}, 14) = '01'", "substr(${vc}, 20, 30) = ''"]
+    for rows in ([0, 1, 2], [0, 1, 2, 3, 4]):
+        fixed = pd.DataFrame({"hid": pd.Series([hid[i] for i in rows], dtype="str"),
+                              "vc": pd.Series([vc[i] for i in rows], dtype="str")})
+        mixed = pd.concat([fixed, pd.DataFrame({"hid": pd.Series([None], dtype="str"),
+                                                "vc": pd.Series(["5"], dtype="str")})], ignore_index=True)
+        for text in exprs:
+            assert ev(text, fixed) == ev(text, mixed)[:len(rows)], text
+
+
+def test_regex_shortcuts_agree_with_pandas():
+    # a whole-value character class is checked on the bytes, a column with few distinct values on those values
+    # only; the answers must stay pandas' (Python's re when a value holds a newline: '$' matches before it)
+    from survey.expressions import regex_contains
+    values = ["5201020010010001", "520102001001000", "5201020010010001\n", "５２０１０２００１００１０００１", None, "",
+              "52010200100100 1", "13800000000", "138-0000-0000", "+86 (138) 0000", "因病 缺资金", "因病", "缺资金 因病"]
+    patterns = ["^(?:^[0-9]{16}$)$", "^[0-9]{16}$", "^[0-9+() -]{7,20}$", "^[0-9]+$", "^\\d{16}$",
+                "^(?:因病|缺资金)(?: (?:因病|缺资金))*$", "[0-9]{4}"]
+    for column in (values, values * 30, [v for v in values if v is None or "\n" not in v] * 30):
+        s = pd.Series(column, dtype="str")
+        for pattern in patterns:
+            expect = s.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+            assert regex_contains(s, pattern).tolist() == expect.tolist(), pattern
+
+
 def test_parameters(frame):
     assert ev("${income} <= ${_line}", frame, params={"_line": 3000}) == [True, False, True, True]
 

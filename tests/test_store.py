@@ -190,6 +190,39 @@ def test_text_hashes_depend_on_the_text_only():
     assert len(np.unique(store.text_hashes(ids))) == 50_000
 
 
+def test_stored_hashes_do_not_change():
+    # Stored hashes decide whether a re-imported row is "the same": these values were computed by the first
+    # implementation and must survive any rewrite of the hashing (or a new pandas).
+    texts = ["", "a", "1234567", "12345678", "123456789", "5201020010010001", "52010219500101001X", "张三",
+             " 因病 缺资金 ", None]
+    assert store.text_hashes(texts).tolist() == [
+        2697589594794340267, 17676519698112061108, 10141013855692745046, 8403655783606227339,
+        10155437410761084611, 12781895645398832919, 13471672589696853358, 3190360758105924862,
+        14818780851293451586, 9221120237041090561]
+    codes = ["5201020010010001", "5201020010010002", "5201020010010003"]     # one width: the fast path
+    assert store.text_hashes(codes).tolist() == [12781895645398832919, 10330672541781912112, 12215793809980769287]
+    f = pd.DataFrame({"household_id": pd.Series(codes, dtype="str"), "name": pd.Series(["张三", None, ""], dtype="str"),
+                      "n": pd.array([1, None, 3], dtype="Int64"), "x": [-0.0, np.nan, 2.5],
+                      "t": pd.to_datetime(["2019-05-01 09:00", None, "2019-05-01 10:30"])})
+    assert store.row_hashes(f, list(f.columns)).tolist() == [1896026363333417080, 6362762302844061841,
+                                                            17276911816756820827]
+
+
+def test_a_texts_hash_does_not_depend_on_the_other_rows():
+    # columns of one width take a faster path than mixed ones; a value must hash alike in either
+    import pyarrow as pa
+    values = ["", "1234567", "12345678", "123456789", "1234567890123456", "12345678901234567", "张三", "é"]
+    alone = {v: store.text_hashes([v])[0] for v in values}
+    for v in values:
+        same_width = [v] * 5
+        assert set(store.text_hashes(same_width).tolist()) == {alone[v]}
+        mixed = store.text_hashes(["x" * 40, v, None, v + "!", v])
+        assert mixed[1] == mixed[4] == alone[v]
+        arr = pa.array(["zz", v, v, "zz"], type=pa.large_string()).slice(1, 2)      # an offset into the buffer
+        chunked = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([arr.slice(0, 1), arr.slice(1)])))
+        assert store.text_hashes(chunked).tolist() == [alone[v]] * 2
+
+
 def test_bulk_allocation_puts_the_usual_allocator_back():
     import pyarrow as pa
 

@@ -49,6 +49,19 @@ def test_types_are_coerced():
     assert list(res.issues.columns) == ISSUE_COLUMNS
 
 
+def test_blanks_around_text_are_trimmed_whatever_they_are():
+    # trimming is skipped when no value can start or end with a blank; that test must not miss a blank that is
+    # not ASCII (ideographic space, no-break space, em space, next line) nor a value ending in a CJK character
+    blanks = [" ", "\t", "\u3000", "\u00a0", "\u2003", "\u0085", "\x1c"]
+    main, roster = households(len(blanks) * 2 + 2)
+    names = [f"{b}王五" for b in blanks] + [f"王五{b}" for b in blanks] + ["王五、", "王五）"]
+    main["head_name"] = names
+    main["enumerator_2"] = ["李四"] * (len(names) - 1) + ["\u3000"]
+    res = run(main, roster)
+    assert res.main["head_name"].tolist() == [n.strip() for n in names]
+    assert res.main["enumerator_2"].isna().tolist() == [False] * (len(names) - 1) + [True]
+
+
 def test_codes_read_as_numbers_and_labels_read_as_codes():
     main, roster = households(2)
     main["household_id"] = [5201020010010001.0, 5201020010010002.0]   # a spreadsheet turned codes to numbers
