@@ -1,7 +1,7 @@
 """Benchmark: import and validate a registered-household questionnaire SAV (1M rows; 100k with --quick).
 
     python3 benchmarks/bench_import.py [--quick]                # through the harness (fresh process per run)
-    python3 benchmarks/bench_import.py make FILE.sav N          # write the input (clean, realistic rows)
+    python3 benchmarks/bench_import.py make FILE.sav N [compressed]   # write the input (clean, realistic rows)
     python3 benchmarks/bench_import.py run FILE.sav             # one measured import into a fresh workspace
 
 `run` prints SECONDS= (the import only: reading in chunks, validation, store, audit log; not the workspace
@@ -23,8 +23,9 @@ from benchmarks.harness import PY, Case, main_for  # noqa: E402
 DATA = Path(tempfile.gettempdir()) / "tpa_bench_import"
 
 
-def make(path, n: int) -> None:
-    """n clean registered households (one row each) as SPSS would hold them: numbers numeric, codes as text."""
+def make(path, n: int, compressed: bool = False) -> None:
+    """n clean registered households (one row each) as SPSS would hold them: numbers numeric, codes as text.
+    compressed: bytecode-compressed, as SPSS saves by default (pyreadstat's default is uncompressed)."""
     import numpy as np
     import pandas as pd
     import pyreadstat
@@ -68,7 +69,7 @@ def make(path, n: int) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    pyreadstat.write_sav(df, str(tmp), variable_value_labels=labels,
+    pyreadstat.write_sav(df, str(tmp), variable_value_labels=labels, row_compress=compressed,
                          missing_ranges={"wage_income": [-8, -9]},
                          variable_format={"interview_start": "DATETIME20", "interview_end": "DATETIME20"})
     tmp.replace(path)
@@ -108,6 +109,13 @@ def cases(quick: bool):
                         setup=[PY, str(Path(__file__)), "make", str(f), str(n)],
                         command=[PY, str(Path(__file__)), "run", str(f)], repeat=2,
                         notes="chunked reading (100k rows), validation, store; peak memory by wait4"))
+    n = sizes[-1]
+    f = DATA / f"hh_{n}_compressed.sav"
+    out.append(Case(operation="import + validate SAV, compressed", size=f"{n:,} rows",
+                    setup=[PY, str(Path(__file__)), "make", str(f), str(n), "compressed"],
+                    command=[PY, str(Path(__file__)), "run", str(f)], repeat=2,
+                    notes="bytecode-compressed, as SPSS saves by default: decompressed in order by the main "
+                          "process, chunks handed to the worker"))
     return out
 
 
@@ -115,7 +123,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "make":
         target = Path(sys.argv[2])
         if not target.exists():
-            make(target, int(sys.argv[3]))
+            make(target, int(sys.argv[3]), compressed=sys.argv[4:5] == ["compressed"])
     elif len(sys.argv) > 1 and sys.argv[1] == "run":
         run(sys.argv[2])
     else:

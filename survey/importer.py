@@ -451,9 +451,13 @@ class _FileImport:
                         begun = self._begin_chunk(chunk, reps)
                         pending.append((begun, pool.submit("_validate_chunk", (begun[2], begun[3]), alone=alone),
                                         len(chunk)))
-                    # store what is ready at the head (in file order); when the window is full, check a chunk here
-                    while pending and (len(pending) > pool.depth or pending[0][1].ready()):
-                        stored += self._advance(pending, pool, stored)
+                    # store what is ready at the head (in file order); check a chunk here when the window is
+                    # full or when there is one to spare (the worker keeps one waiting); else read on
+                    while pending:
+                        if pending[0][1].ready() or len(pending) > pool.depth:
+                            stored += self._advance(pending, pool, stored)
+                        elif not pool.take_back_one(spare_only=True):
+                            break
                 while pending:
                     stored += self._advance(pending, pool, stored)
         except BrokenProcessPool:
@@ -963,6 +967,7 @@ class _ChunkPool:
         self.pool = None
         self.submitted = 0
         self.queue = collections.deque()     # jobs no one has taken yet
+        self.mine = collections.deque()      # jobs kept for this process, not run yet
         self.busy = 0                        # jobs the workers hold
         self.lock = threading.RLock()        # the pool's result thread gives workers their next job
         self.closed = False
@@ -972,7 +977,10 @@ class _ChunkPool:
         here: kept for this process (its input is here already)."""
         self.submitted += 1
         job = _Job(fn, args)
-        if self.workers == 1 or alone or here:
+        if self.workers == 1 or alone:
+            return job
+        if here:
+            self.mine.append(job)
             return job
         if self.pool is None:
             import multiprocessing
@@ -1010,16 +1018,21 @@ class _ChunkPool:
         with self.lock:
             if job.future is not None:
                 return False
-            with contextlib.suppress(ValueError):
-                self.queue.remove(job)
+            for q in (self.mine, self.queue):
+                with contextlib.suppress(ValueError):
+                    q.remove(job)
             return True
 
-    def take_back_one(self) -> bool:
-        """Check here the first chunk no worker has been given; False when there is none."""
+    def take_back_one(self, spare_only: bool = False) -> bool:
+        """Check here a chunk no worker has been given (one kept for this process first, else the first
+        waiting); spare_only: only if a worker would still have one waiting. False when there is none."""
         with self.lock:
-            if not self.queue:
+            if self.mine:
+                job = self.mine.popleft()
+            elif len(self.queue) > (1 if spare_only else 0):
+                job = self.queue.popleft()
+            else:
                 return False
-            job = self.queue.popleft()
         job.run_here(self.ctx)
         return True
 
@@ -1030,6 +1043,7 @@ class _ChunkPool:
         with self.lock:
             self.closed = True
             self.queue.clear()
+            self.mine.clear()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
         return False

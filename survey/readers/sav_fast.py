@@ -168,6 +168,51 @@ def _compressed_bytes(path, lay: SavLayout, block: int) -> Iterator[bytes]:
                     raw = b""
 
 
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+
+
+def _count_253(units: np.ndarray) -> np.ndarray:
+    """How many of each unit's 8 bytes are 253 (the raw-data code), on whole words: a per-byte comparison and
+    sum cost four times more."""
+    x = units ^ np.uint64(0xFDFDFDFDFDFDFDFD)                 # a byte 253 becomes 0
+    zero = ~(((x & _LOW7) + _LOW7) | x) & _HIGH                 # the high bit of each zero byte
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(zero).astype(np.int64)
+    return (((zero >> np.uint64(7)) * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
+
+
+def block_starts(steps: np.ndarray, doublings: int = 4) -> tuple[np.ndarray, int]:
+    """Where the command blocks of a bytecode stream start, and where its unfinished tail starts.
+
+    ``steps[q]``: the units a block starting at unit q spans (itself + one per raw-data code 253). Blocks chain
+    0 → steps[0] → ...; a block whose raw units run past the buffer ends the chain (it is the tail). Walking the
+    chain block by block in Python cost 0.12 s per 8 MB, so it is found by pointer doubling: jumps of 2^k blocks
+    from every position, the longest walked one by one, then each level's jumps filled in between (0.02 s)."""
+    n = len(steps)
+    dt = np.int32 if n < 2**31 - 2**20 else np.int64
+    pos = np.arange(n + 1, dtype=dt)
+    nxt = pos.copy()
+    nxt[:n] += np.asarray(steps, dtype=dt)
+    stuck = nxt > n
+    nxt[stuck] = pos[stuck]                   # the tail (and the end, n) lead to themselves
+    levels = [nxt]
+    for _ in range(doublings):
+        levels.append(levels[-1][levels[-1]])
+    far, q, chain = levels[-1], 0, [0]
+    while (r := int(far[q])) != q:
+        chain.append(r)
+        q = r
+    starts = np.asarray(chain, dtype=dt)
+    for jump in reversed(levels[:-1]):
+        both = np.empty(2 * len(starts), dtype=dt)
+        both[0::2], both[1::2] = starts, jump[starts]      # each jump lands between two of the level above
+        keep = np.ones(len(both), dtype=bool)
+        keep[1:] = both[1:] != both[:-1]                   # at the end of the chain a position repeats
+        starts = both[keep]
+    return starts[:-1], int(starts[-1])
+
+
 def _bytecode(chunks: Iterator[bytes], bias: float) -> Iterator[np.ndarray]:
     carry = b""
     ended = False
@@ -181,20 +226,11 @@ def _bytecode(chunks: Iterator[bytes], bias: float) -> Iterator[np.ndarray]:
             continue
         u8 = np.frombuffer(buf[:n * 8], dtype=np.uint8).reshape(n, 8)
         u64 = np.frombuffer(buf[:n * 8], dtype="<u8")
-        steps = (1 + (u8 == 253).sum(axis=1)).tolist()
-        cmds = []
-        p = 0
-        append = cmds.append
-        while p < n:
-            s = steps[p]
-            if p + s > n:
-                break
-            append(p)
-            p += s
+        P, p = block_starts(1 + _count_253(u64))
         carry = buf[p * 8:]
-        if not cmds:
+        if not len(P):
             continue
-        P = np.asarray(cmds, dtype=np.int64)
+        P = P.astype(np.int64)
         codes = u8[P]                                              # (blocks, 8)
         stop = np.flatnonzero(codes.ravel() == 252)
         flat = codes.ravel()
