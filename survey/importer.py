@@ -38,7 +38,6 @@ import sqlite3
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,7 +80,8 @@ class ImportResult:
     error: dict | None = None
     report: str | None = None
     tables: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)     # seconds: read, validate, store (for the benchmark)
+    # seconds (for the benchmark): read and validate summed over the processes that did them, store
+    timings: dict = field(default_factory=dict)
 
     @property
     def reconciles(self) -> bool:
@@ -324,12 +324,11 @@ def _new_issue(file, sheet, row, key, field_, rule, rule_zh, value, message, fix
 class _FileImport:
     """One file's import inside one transaction."""
 
-    def __init__(self, ws, con, source, cb, result: ImportResult, chunk_rows: int, progress,
+    def __init__(self, ws, con, source, cb, result: ImportResult, progress,
                  workers: int | None = None, after_chunk=None):
         self.ws, self.con, self.src, self.cb, self.r = ws, con, source, cb, result
         self.after_chunk = after_chunk
         self.workers = workers
-        self.chunk_rows = chunk_rows
         self.progress = progress
         self.instrument = _instrument_name(cb)
         self.kind = _KIND.get(self.instrument, "villages" if cb.key == "village_code" else "households")
@@ -369,8 +368,7 @@ class _FileImport:
             item = group.key[1] if len(group.key) > 1 else None
             if item and (item not in frame.columns or frame[item].isna().all()) and _ITEM in frame.columns:
                 frame[item] = frame[_ITEM]
-            data_cols = [c for c in frame.columns if not str(c).startswith("_")]
-            empty = frame[data_cols].isna().all(axis=1).to_numpy() if data_cols else np.ones(len(frame), bool)
+            empty = _blank_rows(frame)
             if empty.any():
                 self.r.messages.append(f"table {label!r}: {int(empty.sum()):,} empty rows ignored")
                 frame = frame[~empty].reset_index(drop=True)
@@ -512,6 +510,7 @@ class _FileImport:
         out = _checked(job.result(self._pool) if isinstance(job, _Job) else job, self.src.path)
         if n is None:          # a ref, loaded and prepared where it was checked
             n = out.rows_in
+            self.r.timings["read"] = self.r.timings.get("read", 0.0) + out.read_seconds
             self.empty_rows += out.empty_rows
             self.total_main += n
             if not n:
@@ -751,11 +750,19 @@ class _Checked:
     empty_rows: int = 0
     exact_repeats: int = 0
     payloads: dict | None = None          # {position: raw row as JSON} of the rows with an error
+    read_seconds: float = 0.0             # loading it, where it was checked
 
 
 def _drop_empty(chunk: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """The chunk without its rows that hold no answer at all (every cell missing or blank: SPSS pads text
-    with spaces), and how many those were."""
+    """The chunk without its rows that hold no answer at all, and how many those were."""
+    empty = _blank_rows(chunk)
+    if not empty.any():
+        return chunk, 0
+    return chunk[~empty].reset_index(drop=True), int(empty.sum())
+
+
+def _blank_rows(chunk: pd.DataFrame) -> np.ndarray:
+    """Rows that hold no answer at all: every cell missing or blank (SPSS pads text with spaces)."""
     data_cols = [c for c in chunk.columns if not str(c).startswith("_")]
     empty = np.ones(len(chunk), dtype=bool)
     for c in data_cols:       # column by column, on the rows still blank: after the first one, hardly any
@@ -767,9 +774,7 @@ def _drop_empty(chunk: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         if s.dtype.kind not in "biufcmM" and not blank.all():
             blank = blank | s.astype("string").str.strip().eq("").fillna(True).to_numpy(dtype=bool)
         empty[idx] = blank
-    if not empty.any():
-        return chunk, 0
-    return chunk[~empty].reset_index(drop=True), int(empty.sum())
+    return empty
 
 
 def _exact_repeats(raw: pd.DataFrame, key: str, main_vars, want_keys: bool = True):
@@ -805,8 +810,11 @@ def _ref_rows(ctx: "_ChunkContext", ref) -> tuple[pd.DataFrame, int, int, int]:
 
 def _check_ref(ctx: "_ChunkContext", ref) -> "_Checked":
     """Load, prepare and check one ref: only the result travels back, never the chunk."""
+    t0 = time.perf_counter()
     raw, n, empty, repeats = _ref_rows(ctx, ref)
+    read = time.perf_counter() - t0
     out = _validate_chunk(ctx, raw, {}) if len(raw) else _Checked(rows=np.zeros(0, np.int64))
+    out.read_seconds = read
     out.rows_in, out.empty_rows, out.exact_repeats = n, empty, repeats
     if out.failure is None and len(raw):
         err = np.flatnonzero(out.main_err)
@@ -856,7 +864,7 @@ def _validate_chunk(ctx: _ChunkContext, main_in: pd.DataFrame, rep_in: dict) -> 
         res = validate(cb, main_in, repeats=rep_in, sample_ids=ctx.sample_ids, reserve_ids=ctx.reserve_ids,
                        config=ctx.config, file=ctx.file)
     except CodebookError as exc:
-        # returned, not raised: the error types do not survive pickling back from a worker
+        # returned, not raised: the caller turns it into the import's error (naming the file)
         return _Checked(failure=(exc.message, exc.column, exc.fix))
     typed = res.main.reset_index(drop=True)
     main_err = np.asarray(res.main_errors, dtype=bool) if res.main_errors is not None \
@@ -1054,33 +1062,42 @@ class _SharedChunks:
     worker processes, each claiming the next unclaimed chunk whenever it is free: nothing is handed over, so no
     process waits for a job or is left with a queue at the end, and no chunk crosses processes (each reads its
     own). This process takes the first chunk (read already) and stores the results in file order; at most
-    ``depth`` chunks are claimed and not yet stored (bounds memory)."""
+    ``depth`` chunks are claimed and not yet stored (bounds memory). Use it in a ``with`` block: the workers
+    start on entry and are ended on exit, whatever happened."""
 
     def __init__(self, ctx: _ChunkContext, refs: list, workers: int, depth: int):
-        import multiprocessing
-
-        mp = multiprocessing.get_context("fork")   # workers inherit ctx and refs: nothing is pickled to them
-        self.ctx, self.refs = ctx, refs
-        self.next = mp.Value("q", 1)                # chunk 0 is this process's
-        self.slots = mp.Semaphore(depth)
-        self.slots.acquire()
+        self.ctx, self.refs, self.workers, self.depth = ctx, refs, workers, depth
         self.results = {}
         self.inbox = queue.SimpleQueue()            # (chunk, result) from the workers, as they come
         self.procs, self.threads = [], []
-        for _ in range(workers - 1):
-            recv, send = mp.Pipe(duplex=False)
-            proc = mp.Process(target=_claiming_worker, args=(ctx, refs, self.next, self.slots, send), daemon=True)
-            proc.start()
-            send.close()
-            self.procs.append((proc, recv))
-        # a thread per worker takes each result off its pipe at once: a worker never waits for this process to
-        # read (started once every worker is forked: no thread of ours is forked mid-way)
-        for proc, recv in self.procs:
-            thread = threading.Thread(target=self._pump, args=(recv, proc), daemon=True)
-            thread.start()
-            self.threads.append(thread)
+        self.alive = 0
+
+    def __enter__(self):
+        import multiprocessing
+
+        mp = multiprocessing.get_context("fork")   # workers inherit ctx and refs: nothing is pickled to them
+        self.next = mp.Value("q", 1)                # chunk 0 is this process's
+        self.slots = mp.Semaphore(self.depth)
+        self.slots.acquire()
+        try:
+            for _ in range(self.workers - 1):
+                recv, send = mp.Pipe(duplex=False)
+                proc = mp.Process(target=_claiming_worker, args=(self.ctx, self.refs, self.next, self.slots, send),
+                                  daemon=True)
+                proc.start()
+                send.close()
+                self.procs.append((proc, recv))
+            # a thread per worker takes each result off its pipe at once: a worker never waits for this process
+            # to read (started once every worker is forked)
+            for proc, recv in self.procs:
+                thread = threading.Thread(target=self._pump, args=(recv, proc), daemon=True)
+                thread.start()
+                self.threads.append(thread)
+        except BaseException:
+            self.__exit__()
+            raise
         self.alive = len(self.procs)
-        self.results[0] = _check_ref(ctx, refs[0])
+        return self
 
     def _pump(self, conn, proc) -> None:
         try:
@@ -1089,13 +1106,21 @@ class _SharedChunks:
         except (EOFError, OSError):    # the worker has finished (nothing left to claim), or it died
             proc.join()
             self.inbox.put((None, proc.exitcode))
+        except BaseException as exc:   # a result that cannot be read back: the import must not wait for it
+            self.inbox.put((None, exc))
 
     def _claim(self) -> int | None:
         if not self.slots.acquire(False):
             return None
-        with self.next.get_lock():
+        lock = self.next.get_lock()
+        while not lock.acquire(timeout=1.0):       # a worker killed holding the lock never lets go of it
+            if any(p.exitcode not in (None, 0) for p, _ in self.procs):
+                raise BrokenProcessPool("a worker process died")
+        try:
             i = self.next.value
             self.next.value = i + 1
+        finally:
+            lock.release()
         if i >= len(self.refs):
             self.slots.release()
             return None
@@ -1110,6 +1135,8 @@ class _SharedChunks:
             block = False
             if i is None:             # a worker has ended: with nothing left to claim (0), or it died
                 self.alive -= 1
+                if isinstance(out, BaseException):
+                    raise out
                 if out != 0:
                     raise BrokenProcessPool(f"a worker process exited with {out}")
             elif isinstance(out, BaseException):
@@ -1119,6 +1146,7 @@ class _SharedChunks:
 
     def in_order(self):
         """(ref, checked chunk) in file order; a chunk's slot is freed once the caller has stored it."""
+        self.results[0] = _check_ref(self.ctx, self.refs[0])
         for k in range(len(self.refs)):
             while k not in self.results:
                 self._receive(block=False)
@@ -1134,16 +1162,14 @@ class _SharedChunks:
             yield self.refs[k], self.results.pop(k)
             self.slots.release()
 
-    def __enter__(self):
-        return self
-
     def __exit__(self, *exc):
         for proc, _ in self.procs:
             if proc.is_alive():
                 proc.terminate()
-        for (proc, conn), thread in zip(self.procs, self.threads):
+        for (proc, conn), thread in zip(self.procs, self.threads + [None] * len(self.procs)):
             proc.join()
-            thread.join()
+            if thread is not None:
+                thread.join()
             conn.close()
         return False
 
@@ -1162,7 +1188,7 @@ def _claiming_worker(ctx: _ChunkContext, refs: list, nxt, slots, conn) -> None:
             out = _check_ref(ctx, refs[i])
         except Exception as exc:      # a user error (picklable), or a bug: told to the importing process
             try:
-                pickle.dumps(exc)
+                pickle.loads(pickle.dumps(exc))
             except Exception:
                 exc = RuntimeError(f"{type(exc).__name__}: {exc}")
             conn.send((i, exc))
@@ -1371,14 +1397,14 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
     if roster is not None:
         detect_format(roster[0])
     _ensure_store(ws)
-    # the file's hash is computed in a thread while the import goes on (hashlib and file reads let go of the
-    # GIL); a file found to be imported already is then abandoned (rolled back) and reported unchanged
+    # the file's hash is computed alongside the import; a file found to be imported already is then abandoned
+    # (rolled back) and reported unchanged, whatever else was found wrong with it meanwhile
     hasher = _PendingHash(path, None if roster is None else Path(roster[0]))
     source = None
     try:
         source = open_source(path, encoding=encoding)
         t = time.perf_counter()
-        # files read out of order (SAV) come as refs each checker loads itself: no chunk crosses processes
+        # files read out of order (SAV) come as refs: each process checking a chunk loads it (see _SharedChunks)
         refs = source.chunk_refs(chunk_rows) if roster is None else None
         if refs is not None:
             plan = isinstance(refs, list)
@@ -1433,7 +1459,7 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
                 (result.file, str(path.resolve()), result.sha256, result.size, _now(), _user(),
                  result.instrument, result.format, result.encoding))
             result.import_id = int(cur.lastrowid)
-            job = _FileImport(ws, con, source, cb, result, chunk_rows, progress, workers, after_chunk=check_hash)
+            job = _FileImport(ws, con, source, cb, result, progress, workers, after_chunk=check_hash)
             hint = getattr(source, "n_rows_hint", None)   # SAV/DTA know their size: no need to read ahead
             chunks_in = all_chunks()
             job.run(list(chunks_in) if refs is not None and plan else chunks_in,
@@ -1452,6 +1478,13 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
     except _AlreadyImported as same:
         _reset_counts(result)
         _unchanged(ws, result, same.prior)
+    except ImportFileError:
+        # the same file again changes nothing, even asked for as another instrument or encoding
+        if hasher.known(result, wait=True) and (prior := _prior_import(ws, result.sha256)) is not None:
+            _reset_counts(result)
+            _unchanged(ws, result, prior)
+            return
+        raise
     finally:
         if source is not None:
             source.close()
@@ -1467,31 +1500,61 @@ class _AlreadyImported(Exception):
 
 
 class _PendingHash:
-    """The sha256 of a file (and of its members file, when the two come as one unit), computed in a thread."""
+    """The sha256 of a file (and of its members file, when the two come as one unit), computed alongside the
+    import by a forked process: a process, not a thread, so that no thread of ours is running when the import
+    forks its workers. Where fork is not available it is computed at once."""
 
     def __init__(self, path: Path, roster: Path | None):
-        self.pool = ThreadPoolExecutor(1)
-        self.future = self.pool.submit(self._hash, path, roster)
-        self.checked = False
+        import multiprocessing
 
-    @staticmethod
-    def _hash(path: Path, roster: Path | None) -> str:
-        sha = _sha256(path)
-        if roster is None:
-            return sha
-        import hashlib
-        return hashlib.sha256(f"{sha}+{_sha256(roster)}".encode()).hexdigest()
+        self.checked = False
+        self.value = self.proc = self.conn = None
+        if "fork" not in multiprocessing.get_all_start_methods():
+            self.value = _file_hash(path, roster)
+            return
+        mp = multiprocessing.get_context("fork")
+        self.conn, send = mp.Pipe(duplex=False)
+        self.proc = mp.Process(target=_hash_to, args=(path, roster, send), daemon=True)
+        self.proc.start()
+        send.close()
 
     def known(self, result: ImportResult, wait: bool = False) -> bool:
         """Whether the hash is known (waiting for it if asked); when it is, it is in result.sha256."""
-        if result.sha256 is None and (wait or self.future.done()):
-            result.sha256 = self.future.result()
+        if self.value is None and self.conn is not None and (wait or self.conn.poll(0)):
+            try:
+                got = self.conn.recv()
+            except EOFError:
+                got = OSError("the process hashing the file ended without a result")
+            self.conn.close()
+            self.conn = None
+            if isinstance(got, BaseException):
+                raise got
+            self.value = got
+        if result.sha256 is None and self.value is not None:
+            result.sha256 = self.value
         return result.sha256 is not None
 
     def close(self, result: ImportResult) -> None:
         with contextlib.suppress(Exception):     # for the audit log of a rejected file too
             self.known(result, wait=True)
-        self.pool.shutdown(wait=True)
+        if self.proc is not None:
+            self.proc.join()
+
+
+def _file_hash(path: Path, roster: Path | None) -> str:
+    sha = _sha256(path)
+    if roster is None:
+        return sha
+    import hashlib
+    return hashlib.sha256(f"{sha}+{_sha256(roster)}".encode()).hexdigest()
+
+
+def _hash_to(path: Path, roster: Path | None, conn) -> None:
+    try:
+        conn.send(_file_hash(path, roster))
+    except Exception as exc:
+        conn.send(OSError(f"cannot hash {path}: {exc}"))
+    conn.close()
 
 
 def _reset_counts(result: ImportResult) -> None:

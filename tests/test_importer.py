@@ -13,7 +13,7 @@ from sampling.workspace import init_workspace
 from survey import store
 from survey.errors import ImportFileError
 from survey.importer import import_file, import_files, import_status
-from survey.readers import ROW
+from survey.readers import ROW, open_source
 
 
 @pytest.fixture
@@ -109,8 +109,12 @@ def test_same_file_again_is_unchanged_when_its_hash_comes_late(ws, tmp_path, mon
     assert first.status == "imported" and first.sha256 == real(p)
     assert again.status == "unchanged" and again.rows_in == again.duplicates_skipped == 9 and again.reconciles
     assert store.data_fingerprint(ws) == before
+    # asked for as another instrument, the same file is still the same file (not a wrong-instrument rejection)
+    other = import_file(ws, p, instrument="village", chunk_rows=2, workers=2, write_report=False)
+    assert other.status == "unchanged" and store.data_fingerprint(ws) == before
     log = store.read_imports(ws)
-    assert log["status"].tolist() == ["imported", "unchanged"] and log["sha256"].tolist() == [first.sha256] * 2
+    assert log["status"].tolist() == ["imported", "unchanged", "unchanged"]
+    assert log["sha256"].tolist() == [first.sha256] * 3
 
 
 def test_same_content_in_another_file_is_skipped_as_duplicates(ws, tmp_path):
@@ -282,7 +286,8 @@ def test_nonregistered_instrument_detected(ws, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["empty", "header_only", "wrong_instrument", "named_wrong_instrument",
-                                  "title_rows", "long_cell", "truncated_sav", "wrong_encoding", "missing"])
+                                  "title_rows", "long_cell", "truncated_sav", "sav_longer_than_header",
+                                  "wrong_encoding", "missing"])
 def test_bad_files_change_nothing(ws, tmp_path, case):
     main, roster = frames(2)
     import_file(ws, xlsx(tmp_path / "good.xlsx", main, roster))
@@ -313,6 +318,14 @@ def test_bad_files_change_nothing(ws, tmp_path, case):
         df = main[["household_id", "village_code", "county_code", "head_name"]].copy()
         pyreadstat.write_sav(df, str(p))
         p.write_bytes(p.read_bytes()[:-30])
+        kw["instrument"] = "hh_registered"
+    elif case == "sav_longer_than_header":        # rows the header does not count are not silently dropped
+        p = tmp_path / "bad.sav"
+        df = main[["household_id", "village_code", "county_code", "head_name"]].copy()
+        pyreadstat.write_sav(df, str(p))
+        data = p.read_bytes()
+        case = open_source(p)._fast.units * 8
+        p.write_bytes(data + data[-case:])            # the last case once more
         kw["instrument"] = "hh_registered"
     elif case == "wrong_encoding":
         m = frames(2, start=2)[0]
@@ -591,3 +604,15 @@ def test_a_worker_that_dies_leaves_the_store_as_it_was(ws, tmp_path, monkeypatch
     assert e.value.code == "worker_failed" and "--workers 1" in e.value.fix
     assert store.data_fingerprint(ws) == before and len(store.read_households(ws)) == 2
     assert store.read_imports(ws)["status"].tolist() == ["imported", "rejected"]
+
+
+def test_blank_rows_of_a_members_file_are_ignored_like_those_of_the_household_file(ws, tmp_path):
+    """SPSS writes a blank text as spaces: a row of them in either file is an empty row, not a member."""
+    main, roster = frames(3)
+    blank_m = pd.DataFrame([[""] * main.shape[1]], columns=main.columns)
+    blank_r = pd.DataFrame([[""] * roster.shape[1]], columns=roster.columns)
+    pyreadstat.write_sav(pd.concat([main, blank_m], ignore_index=True), str(tmp_path / "hh.sav"))
+    pyreadstat.write_sav(pd.concat([roster, blank_r], ignore_index=True), str(tmp_path / "members.sav"))
+    hh, members = import_files(ws, [tmp_path / "hh.sav", tmp_path / "members.sav"], write_report=False)
+    assert (hh.rows_in, hh.accepted, members.rows_in, members.accepted, members.quarantined) == (3, 3, 9, 9, 0)
+    assert "1 empty rows ignored" in hh.messages and store.read_quarantine(ws).empty

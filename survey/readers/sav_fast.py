@@ -268,12 +268,21 @@ def read_cases(path, lay: SavLayout, first: int, nrows: int) -> np.ndarray:
     if buf is None or len(buf) < want:
         buf = _BUFFER["cases"] = np.empty(want, dtype=np.uint64)
     view = buf[:want]
+    mem = memoryview(view).cast("B")
+    got = 0
     with open(path, "rb", buffering=0) as fh:
         fh.seek(lay.data_offset + first * lay.units * 8)
-        got = fh.readinto(memoryview(view).cast("B"))
-    if got != want * 8:
-        raise ValueError("the data end in the middle of a case (truncated)")
+        while got < len(mem):            # a read may return less than asked (2 GB cap, network file systems)
+            n = fh.readinto(mem[got:])
+            if not n:
+                raise ValueError("the data end in the middle of a case (truncated)")
+            got += n
     return view.reshape(nrows, lay.units)
+
+
+def release_buffers() -> None:
+    """Give back this process's read buffer (tens of megabytes) once a file is read."""
+    _BUFFER.clear()
 
 
 def complete_cases(path, lay: SavLayout) -> int | None:

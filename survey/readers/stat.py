@@ -91,7 +91,7 @@ class StatSource(Source):
                           columns=list(self.columns), missing=self._missing_rules())
         whole = complete_cases(self.path, lay)
         if whole is not None:
-            if whole < lay.ncases:
+            if whole != lay.ncases:      # fewer: cut off; more: rows the header does not count (not dropped)
                 raise self._truncated(whole)
             for first in range(0, lay.ncases, chunk_rows):
                 yield SavChunk(dec, first, min(chunk_rows, lay.ncases - first))
@@ -107,7 +107,8 @@ class StatSource(Source):
             raise self._truncated(first)
 
     def _truncated(self, got: int) -> ImportFileError:
-        return ImportFileError(f"the SPSS file is truncated: its header announces {self.n_rows_hint:,} rows but "
+        what = "truncated" if got < (self.n_rows_hint or 0) else "damaged"
+        return ImportFileError(f"the SPSS file is {what}: its header announces {self.n_rows_hint:,} rows but "
                                f"{got:,} could be read", code="corrupt_file", file=self.path,
                                fix="the file is damaged or was cut off during copying; export it again from SPSS")
 
@@ -148,6 +149,11 @@ class StatSource(Source):
 
     def _missing(self, chunk: pd.DataFrame) -> None:
         self._missing_rules().apply(chunk)
+
+    def close(self) -> None:
+        if self._fast is not None:
+            from .sav_fast import release_buffers
+            release_buffers()
 
 
 @dataclass(frozen=True)
@@ -207,8 +213,8 @@ class _SavDecoder:
 
 @dataclass
 class SavChunk:
-    """A chunk of an SPSS file that any process can load, small to send to a worker: it names its cases by
-    their place in an uncompressed file (the worker reads them) or carries a compressed file's cases."""
+    """A chunk of an SPSS file that any process can load: it names its cases by their place in an uncompressed
+    file (small: whoever checks it reads them) or carries a compressed file's decompressed cases."""
     decoder: _SavDecoder
     first: int                          # 0-based case number of its first row
     nrows: int
