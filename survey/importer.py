@@ -970,7 +970,7 @@ class _ChunkPool:
     def __init__(self, ctx: _ChunkContext, workers: int | None):
         self.ctx = ctx
         # measured on 2 cores, 1M-row SAV: one worker beside this process is best; two workers oversubscribe
-        self.workers = max(1, workers if workers is not None else min(3, os.cpu_count() or 1))
+        self.workers = max(1, workers if workers is not None else min(3, os.cpu_count() or 1)) if _may_fork() else 1
         self.depth = 3 * self.workers + 1
         self.pool = None
         self.submitted = 0
@@ -1509,7 +1509,7 @@ class _PendingHash:
 
         self.checked = False
         self.value = self.proc = self.conn = None
-        if "fork" not in multiprocessing.get_all_start_methods():
+        if not _may_fork():
             self.value = _file_hash(path, roster)
             return
         mp = multiprocessing.get_context("fork")
@@ -1539,6 +1539,14 @@ class _PendingHash:
             self.known(result, wait=True)
         if self.proc is not None:
             self.proc.join()
+
+
+def _may_fork() -> bool:
+    """Whether this process may start others: fork exists here, and it is not itself a daemon (a worker of a
+    caller's multiprocessing pool may not have children)."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
 
 
 def _file_hash(path: Path, roster: Path | None) -> str:
