@@ -97,6 +97,7 @@ def test_same_file_again_is_unchanged_when_its_hash_comes_late(ws, tmp_path, mon
         return real(path)
 
     monkeypatch.setattr(importer, "_sha256", slow)
+    monkeypatch.setattr(importer, "_HASH_ALONGSIDE_BYTES", 0)      # as for a large file: hashed alongside
     main, _ = frames(9)
     p = tmp_path / f"hh.{fmt}"
     if fmt == "csv":
