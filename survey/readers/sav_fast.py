@@ -230,22 +230,18 @@ def _bytecode(chunks: Iterator[bytes], bias: float) -> Iterator[np.ndarray]:
         carry = buf[p * 8:]
         if not len(P):
             continue
-        P = P.astype(np.int64)
-        codes = u8[P]                                              # (blocks, 8)
-        stop = np.flatnonzero(codes.ravel() == 252)
-        flat = codes.ravel()
-        is253 = codes == 253
-        raw_idx = (P[:, None] + np.cumsum(is253, axis=1)).ravel()   # unit right after the block, in order
+        flat = u8[P].ravel()                                       # the blocks' codes, in order
+        stop = np.flatnonzero(flat == 252)
         if len(stop):
             flat = flat[:stop[0]]
-            raw_idx = raw_idx[:stop[0]]
             ended = True
-        keep = flat != 0
-        flat = flat[keep]
-        raw_idx = raw_idx[keep]
+        flat = flat[flat != 0]
+        # the units that are not command blocks are the raw ones, in the order of their 253 codes
+        is_raw = np.ones(p, dtype=bool)
+        is_raw[P] = False
         out = np.empty(len(flat), dtype=np.uint64)
         m = flat == 253
-        out[m] = u64[raw_idx[m]]
+        out[m] = u64[:p][is_raw][:int(m.sum())]
         m = (flat >= 1) & (flat <= 251)
         out[m] = (flat[m].astype(np.float64) - bias).view(np.uint64)
         out[flat == 254] = SPACES
