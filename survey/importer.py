@@ -1033,9 +1033,10 @@ class _ChunkPool:
 
     def take_back_one(self, spare_only: bool = False) -> bool:
         """Check here a chunk no worker has been given (one kept for this process first, else the first
-        waiting); spare_only: only if a worker would still have one waiting. False when there is none."""
+        waiting); False when there is none. spare_only: only while a chunk would still be waiting for the
+        workers afterwards, so that checking here never leaves them without work."""
         with self.lock:
-            if self.mine:
+            if self.mine and (not spare_only or self.queue):
                 job = self.mine.popleft()
             elif len(self.queue) > (1 if spare_only else 0):
                 job = self.queue.popleft()
