@@ -24,6 +24,7 @@ history (``history=True``).
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -339,9 +340,8 @@ def current_rows(con, kind: str, keys, columns=(ROW, ROW_HASH, ROSTER_HASH, VERS
     key = KINDS[kind][1]
     names = ["_key", "segment_id", "pos", "import_id"] + list(columns)
 
-    def texts():
-        return pd.unique(pd.Series(np.asarray(keys, dtype=object)).dropna().astype(str).to_numpy())
-
+    texts = functools.cache(
+        lambda: pd.unique(pd.Series(np.asarray(keys, dtype=object)).dropna().astype(str).to_numpy()))
     if index is None:
         index = KeyIndex.of(texts())
     if index.min_key is None:
@@ -368,18 +368,23 @@ def current_rows(con, kind: str, keys, columns=(ROW, ROW_HASH, ROSTER_HASH, VERS
             hits.append((seg, imp, pos))
     if not hits:
         return pd.DataFrame(columns=names)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     gone = _superseded(con, [h[0] for h in hits])
-    gone = set(zip(gone["segment_id"].tolist(), gone["pos"].tolist()))
-    key_set = pd.Index(texts())
+    gone = {seg: g["pos"].to_numpy(dtype=np.int64) for seg, g in gone.groupby("segment_id")} if len(gone) else {}
+    key_set = pa.array(texts(), type=pa.string())
     parts = []
     for seg, imp, pos in hits:
-        if gone:
-            pos = np.array([p for p in pos.tolist() if (seg, p) not in gone], dtype=np.int64)
+        if seg in gone:
+            pos = pos[~np.isin(pos, gone[seg])]
             if not len(pos):
                 continue
         blob = con.execute("SELECT data FROM store_segments WHERE segment_id = ?", (seg,)).fetchone()[0]
         data = _read_columns(blob, [key, *columns]).iloc[pos]
-        data = data[data[key].astype(str).isin(key_set).to_numpy()]      # a hash collision is not a match
+        # a hash collision is not a match (compared in Arrow: pandas' isin on Arrow text goes value by value)
+        found = pc.is_in(pa.array(data[key].astype(str), type=pa.string()), value_set=key_set)
+        data = data[found.to_numpy(zero_copy_only=False)]
         part = pd.DataFrame({"_key": data[key].astype(str).to_numpy(), "segment_id": seg,
                              "pos": data.index.to_numpy(dtype=np.int64), "import_id": imp})
         for c in columns:
