@@ -17,6 +17,7 @@ _WIDTHS = [22, 7, 14, 19, 24, 24, 50, 26, 46, 9]
 SEVERITY_ZH = {"error": "错误", "warning": "警告"}
 # The last row an XLSX sheet can hold, less the header.
 _MAX_ROWS = 1_048_575
+_BLOCK = 20_000         # problem lines turned into sheet XML at a time
 _SUMMARY_LABELS = [("file", "文件"), ("rows", "读入行数"), ("accepted", "接收"), ("quarantined", "隔离"),
                    ("duplicates_skipped", "重复跳过"), ("errors", "错误数"), ("warnings", "警告数")]
 _COUNT_ALIASES = {"read": "rows", "n_rows": "rows", "rows_read": "rows", "skipped": "duplicates_skipped",
@@ -140,11 +141,12 @@ def write_validation_report(result_or_issues, path, *, file_name: str = "", coun
                                                      "format": err})
             wp.conditional_format(1, last, n, last, {"type": "cell", "criteria": "==", "value": '"警告"',
                                                      "format": warn})
-            rows_xml = _rows_xml(issues.iloc[:n], codebook)
     finally:
         wb.close()
     if n:
-        _inject_rows(path, "xl/worksheets/sheet2.xml", rows_xml, n + 1, len(PROBLEM_HEADERS))
+        # in blocks: the XML of a million problems would otherwise be built whole in memory
+        blocks = (_rows_xml(issues.iloc[i:min(i + _BLOCK, n)], codebook, start=i + 2) for i in range(0, n, _BLOCK))
+        _inject_rows(path, "xl/worksheets/sheet2.xml", blocks, n + 1, len(PROBLEM_HEADERS))
     return path
 
 
@@ -161,8 +163,8 @@ def _col_letter(i: int) -> str:
     return "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i]
 
 
-def _rows_xml(sub: pd.DataFrame, codebook) -> str:
-    """<row> elements for the problem lines, built with column operations."""
+def _rows_xml(sub: pd.DataFrame, codebook, start: int = 2) -> str:
+    """<row> elements for the problem lines, built with column operations; the first is sheet row ``start``."""
     n = len(sub)
     # Issues may come back from the store with None, NaN or numbers as text: normalise every column first.
     sub = sub.copy()
@@ -177,7 +179,7 @@ def _rows_xml(sub: pd.DataFrame, codebook) -> str:
     pairs = sheet_col + "\t" + field_col
     flat = {f"{t}\t{f}": lab for (t, f), lab in labels.items()}
     field_text = pairs.map(flat).fillna(field_col) if labels else field_col
-    rownum = pd.Series(range(2, n + 2)).astype(str).astype("string[pyarrow]")
+    rownum = pd.Series(range(start, start + n)).astype(str).astype("string[pyarrow]")
     row_vals = pd.array(sub["row"].reset_index(drop=True).round(), dtype="Int64")
     row_present = ~pd.isna(row_vals)
     text_cols = {
@@ -209,8 +211,9 @@ def _rows_xml(sub: pd.DataFrame, codebook) -> str:
     return "".join(row.tolist())
 
 
-def _inject_rows(path: Path, member: str, rows_xml: str, last_row: int, ncols: int) -> None:
-    """Append rows to a worksheet of a finished workbook (rewrites the zip; the other parts are copied)."""
+def _inject_rows(path: Path, member: str, blocks, last_row: int, ncols: int) -> None:
+    """Append rows (an iterable of XML text blocks) to a worksheet of a finished workbook: the zip is rewritten,
+    the other parts copied, the rows streamed into the worksheet."""
     import re
     import shutil
     import tempfile
@@ -221,15 +224,22 @@ def _inject_rows(path: Path, member: str, rows_xml: str, last_row: int, ncols: i
         with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zout:
             for item in zin.infolist():
                 data = zin.read(item.filename)
-                if item.filename == member:
-                    xml = data.decode("utf-8")
-                    xml = re.sub(r'<dimension ref="[^"]*"/>',
-                                 f'<dimension ref="A1:{_col_letter(ncols - 1)}{last_row}"/>', xml, count=1)
-                    head, sep, tail = xml.partition("</sheetData>")
-                    if not sep:
-                        raise SurveyError("internal: worksheet without sheetData", fix="report this")
-                    data = (head + rows_xml + sep + tail).encode("utf-8")
-                zout.writestr(item, data, compress_type=zipfile.ZIP_DEFLATED)
+                if item.filename != member:
+                    zout.writestr(item, data, compress_type=zipfile.ZIP_DEFLATED)
+                    continue
+                xml = data.decode("utf-8")
+                xml = re.sub(r'<dimension ref="[^"]*"/>',
+                             f'<dimension ref="A1:{_col_letter(ncols - 1)}{last_row}"/>', xml, count=1)
+                head, sep, tail = xml.partition("</sheetData>")
+                if not sep:
+                    raise SurveyError("internal: worksheet without sheetData", fix="report this")
+                info = zipfile.ZipInfo(item.filename, date_time=item.date_time)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with zout.open(info, "w", force_zip64=last_row > 200_000) as out:
+                    out.write(head.encode("utf-8"))
+                    for block in blocks:
+                        out.write(block.encode("utf-8"))
+                    out.write((sep + tail).encode("utf-8"))
         shutil.move(str(tmp), str(path))
     finally:
         if tmp.exists():
