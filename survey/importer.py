@@ -963,9 +963,9 @@ class _Job:
 class _ChunkPool:
     """Checks chunks: a file's only chunk in this process (most files are one chunk: no process to start);
     otherwise ``workers - 1`` worker processes are each given one chunk at a time, in file order, and this
-    process, whenever the chunk to store next is not checked yet, takes the first chunk no worker has been given
-    and checks it itself: the work shares out by itself, and no worker is left with a queue at the end.
-    ``depth``: how many chunks may be in flight (bounds memory)."""
+    process, between reading chunks, checks one itself whenever more are waiting than the workers need next, or
+    when the chunk to store next is not checked yet: the work shares out by itself, and no worker is left with a
+    queue at the end. ``depth``: how many chunks may be in flight (bounds memory)."""
 
     def __init__(self, ctx: _ChunkContext, workers: int | None):
         self.ctx = ctx
