@@ -516,7 +516,7 @@ class _FileImport:
             if not n:
                 return 0
             self._count("main", rows_in=n, duplicates_skipped=out.exact_repeats)
-            begun = (_RefRows(begun, self._ctx).bind(out.payloads), {}, None, {})
+            begun = (_RefRows(begun, self._ctx, out.payloads), {}, None, {})
         self._store_chunk(begun, out)
         if self.after_chunk:
             self.after_chunk()
@@ -595,8 +595,9 @@ class _FileImport:
         if conflict_keys:
             q_mask[ok_pos[status == "conflict"]] = True
         # the reasons by row, worked out only when a row is held back (most chunks have none)
-        reasons = functools.cache(lambda: _reasons_by_row(
-            pd.concat([issues, pd.DataFrame(extra_issues, columns=issues.columns)]) if extra_issues else issues))
+        all_issues = pd.concat([issues, pd.DataFrame(extra_issues, columns=issues.columns)], ignore_index=True) \
+            if extra_issues else issues
+        reasons = functools.cache(lambda: _reasons_by_row(all_issues))
         self._quarantine(raw, pd.DataFrame({ROW: out.rows}), np.flatnonzero(q_mask), keys, "main",
                          self.src.main_name, reasons)
         self._count("main", quarantined=int(q_mask.sum()))
@@ -630,8 +631,6 @@ class _FileImport:
             self._count(g, accepted=int(in_store.sum()), duplicates_skipped=int(in_dup.sum()),
                         quarantined=int(q.sum()))
 
-        all_issues = pd.concat([issues, pd.DataFrame(extra_issues, columns=issues.columns)], ignore_index=True) \
-            if extra_issues else issues
         self._store_issues(all_issues)
         self._tick("store", t0)
 
@@ -839,12 +838,8 @@ class _RefRows:
     """The raw rows of a chunk checked from a ref: the payloads of its rows with an error came back with the
     check; any other row to quarantine (a key met in an earlier chunk) is read again from the file."""
 
-    def __init__(self, ref, ctx: "_ChunkContext"):
-        self.ref, self.ctx, self.known = ref, ctx, None
-
-    def bind(self, payloads: dict) -> "_RefRows":
-        self.known = payloads
-        return self
+    def __init__(self, ref, ctx: "_ChunkContext", payloads: dict):
+        self.ref, self.ctx, self.known = ref, ctx, payloads
 
     def payloads(self, positions) -> list[str]:
         missing = [int(p) for p in positions if int(p) not in self.known]
@@ -904,9 +899,9 @@ def _validate_chunk(ctx: _ChunkContext, main_in: pd.DataFrame, rep_in: dict) -> 
         seg = st.with_meta(typed.iloc[ok_pos][keep_cols], h, 1, roster_u if ctx.roster else None,
                            households=ctx.kind == "households")
         ok_blob, ok_keys = st.to_blob(seg), st.KeyIndex.of(unit_keys)
-    return _Checked(rows=typed[ROW].to_numpy(dtype="int64"), main_err=main_err, issues=res.issues.copy(), keys=keys, rtyped=rtyped, rerr=rerr,
-                    rkeys=rkeys, unit_hash=h, member_hash=member_hash, roster_hash=roster_u, ok_blob=ok_blob, ok_keys=ok_keys,
-                    seconds=time.perf_counter() - t0)
+    return _Checked(rows=typed[ROW].to_numpy(dtype="int64"), main_err=main_err, issues=res.issues.copy(), keys=keys,
+                    rtyped=rtyped, rerr=rerr, rkeys=rkeys, unit_hash=h, member_hash=member_hash,
+                    roster_hash=roster_u, ok_blob=ok_blob, ok_keys=ok_keys, seconds=time.perf_counter() - t0)
 
 
 _WORKER_CONTEXT: _ChunkContext | None = None
@@ -1447,10 +1442,8 @@ def _import(ws, path: Path, result: ImportResult, instrument, encoding, progress
             def check_hash(wait: bool = False) -> None:
                 if hasher.known(result, wait) and not hasher.checked:
                     hasher.checked = True
-                    again = con.execute("SELECT import_id, rows_in, time FROM audit_log WHERE sha256 = ? AND "
-                                        "status = 'imported' ORDER BY import_id LIMIT 1", (result.sha256,)).fetchone()
-                    if again is not None:
-                        raise _AlreadyImported({"import_id": again[0], "rows_in": again[1], "time": again[2]})
+                    if (again := _prior_import(ws, result.sha256, con)) is not None:
+                        raise _AlreadyImported(again)
 
             check_hash()
             con.execute("PRAGMA cache_size = -32768")      # 32 MB: index pages of large imports
@@ -1600,13 +1593,17 @@ def _attach_roster(source, cb, rpath: Path, gname: str, encoding, chunk_rows, re
                            "as one unit")
 
 
-def _prior_import(ws, sha: str):
-    con = ws.connect()
+def _prior_import(ws, sha: str, con=None):
+    """The first import of a file with this hash ({import_id, rows_in, time}), or None; con: a connection to
+    ask on (an open transaction), else one of its own."""
+    own = con is None
+    con = ws.connect() if own else con
     try:
         row = con.execute("SELECT import_id, rows_in, time FROM audit_log WHERE sha256 = ? AND status = 'imported' "
                           "ORDER BY import_id LIMIT 1", (sha,)).fetchone()
     finally:
-        con.close()
+        if own:
+            con.close()
     return None if row is None else {"import_id": row[0], "rows_in": row[1], "time": row[2]}
 
 
