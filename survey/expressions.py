@@ -266,11 +266,9 @@ def from_series(series: pd.Series, kind: str | None = None) -> Column:
     if kind == "bool":
         return Column("bool", s.fillna(False).to_numpy(dtype=bool))
     if kind == "num":
-        if isinstance(s.dtype, (np.dtype, pd.Int64Dtype, pd.Float64Dtype)) and s.dtype.kind in "iuf":
-            # integers and floats, nullable or not: one conversion (astype first made a float copy to convert)
-            return Column("num", s.to_numpy(dtype="float64", na_value=np.nan))
         if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
-            return Column("num", s.astype("float64").to_numpy(dtype="float64", na_value=np.nan))
+            # numbers and booleans, nullable or not: one conversion
+            return Column("num", s.to_numpy(dtype="float64", na_value=np.nan))
         return Column("num", pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(dtype="float64",
                                                                                            na_value=np.nan))
     return Column("str", _text(s))

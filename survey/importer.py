@@ -332,7 +332,7 @@ class _FileImport:
         self.progress = progress
         self.instrument = _instrument_name(cb)
         self.kind = _KIND.get(self.instrument, "villages" if cb.key == "village_code" else "households")
-        self.key = st.KINDS[self.kind][1]
+        self.key = st.KEY_COLUMN[self.kind]
         self.main_vars = [v for v in cb.variables if not v.startswith("_")]
         self.file = result.file
         self.import_id = result.import_id
@@ -537,8 +537,8 @@ class _FileImport:
         unit = pd.Series(out.unit_hash, index=pd.Index(keys.to_numpy()[ok_pos], dtype=object))
         roster_u = out.roster_hash
 
-        cur = st.current_rows(self.con, self.kind, unit.index.to_numpy(), index=out.ok_keys)
-        cur = cur.drop_duplicates("_key").set_index("_key")
+        found = st.current_rows(self.con, self.kind, unit.index.to_numpy(), index=out.ok_keys)
+        cur = found.drop_duplicates("_key").set_index("_key")
         unit_signed = st.signed(unit.to_numpy(dtype=np.uint64))
         roster_signed = st.signed(roster_u)
         status = np.full(len(ok_pos), "new", dtype=object)
@@ -573,7 +573,7 @@ class _FileImport:
 
         # supersede the earlier versions (and their rosters)
         if sup_keys:
-            st.supersede(self.con, self.kind, sup_keys, self.import_id)
+            st.supersede_rows(self.con, found[found["_key"].isin(sup_keys)], self.import_id)
             if self.kind == "households" and self.roster:
                 st.supersede(self.con, "persons", sup_keys, self.import_id)
             self.r.superseded += len(sup_keys)

@@ -58,9 +58,8 @@ CREATE TABLE IF NOT EXISTS issue_segments (
 CREATE INDEX IF NOT EXISTS issue_segments_import ON issue_segments(import_id);
 """
 
-# kind -> (index table, key column)
-KINDS = {"households": ("households", "household_id"), "persons": ("persons", "household_id"),
-         "villages": ("villages", "village_code")}
+# kind of stored row -> its key column
+KEY_COLUMN = {"households": "household_id", "persons": "household_id", "villages": "village_code"}
 DATA_TABLES = ("store_segments", "superseded", "quarantine", "issue_segments")
 # per-row bookkeeping columns of a segment (not codebook variables)
 ROW_HASH, ROSTER_HASH, VERSION = "_row_hash", "_roster_hash", "_version"
@@ -97,7 +96,7 @@ def ensure_store(ws) -> None:
 
 # ------------------------------------------------------------------------------------------- hashing
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
-_MISSING_BITS = np.uint64(0x7FF8000000000001)      # what a missing number or time hashes as
+_MISSING_BITS = np.uint64(0x7FF8000000000001)      # what a missing number, time or text hashes as
 
 
 def row_hashes(frame: pd.DataFrame, columns) -> np.ndarray:
@@ -145,7 +144,6 @@ def _mix_bits(bits: np.ndarray) -> np.ndarray:
 
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-_NULL_TEXT = np.uint64(0x7FF8000000000001)
 
 
 def _arrow_text(values):
@@ -228,7 +226,7 @@ def text_hashes(values) -> np.ndarray:
         h *= _MIX
         h ^= h >> np.uint64(29)
     if arr.null_count:
-        h[arr.is_null().to_numpy(zero_copy_only=False)] = _NULL_TEXT
+        h[arr.is_null().to_numpy(zero_copy_only=False)] = _MISSING_BITS
     return h
 
 
@@ -261,11 +259,6 @@ def from_blob(blob: bytes) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def key_hashes(keys) -> np.ndarray:
-    """64-bit hashes of key texts (the same in every process and session)."""
-    return text_hashes(keys)
-
-
 @dataclass
 class KeyIndex:
     """What store_segments holds about a segment's keys."""
@@ -278,8 +271,14 @@ class KeyIndex:
         keys = np.asarray(keys, dtype=object)
         present = pd.Series(keys).dropna()          # hashes stay in row order: the segment's positions
         if present.empty:
-            return cls(key_hashes(keys).tobytes(), None, None)
-        return cls(key_hashes(keys).tobytes(), str(present.min()), str(present.max()))
+            return cls(text_hashes(keys).tobytes(), None, None)
+        return cls(text_hashes(keys).tobytes(), str(present.min()), str(present.max()))
+
+
+def _missing_ints(n: int) -> pd.arrays.IntegerArray:
+    """n missing Int64 values, as pd.array([None] * n, dtype="Int64") makes them (1 under the mask, which a
+    stored blob holds) without a Python list of n Nones."""
+    return pd.arrays.IntegerArray(np.ones(n, dtype=np.int64), np.ones(n, dtype=bool))
 
 
 def with_meta(frame: pd.DataFrame, row_hash, version, roster_hash=None, *, households: bool = False) -> pd.DataFrame:
@@ -292,15 +291,13 @@ def with_meta(frame: pd.DataFrame, row_hash, version, roster_hash=None, *, house
         if roster_hash is not None:
             out[ROSTER_HASH] = pd.array(signed(np.asarray(roster_hash, dtype=np.uint64)), dtype="Int64")
         else:
-            # all null, as pd.array([None] * n, dtype="Int64") makes it (1 under the mask, which the blob holds)
-            # without a Python list of n Nones
-            out[ROSTER_HASH] = pd.arrays.IntegerArray(np.ones(len(out), dtype=np.int64), np.ones(len(out), dtype=bool))
+            out[ROSTER_HASH] = _missing_ints(len(out))
     return out
 
 
 def write_segment(con, import_id: int, kind: str, instrument: str, frame: pd.DataFrame) -> int:
     """Store ``frame`` (made with with_meta) as one segment of ``kind``."""
-    key = KINDS[kind][1]
+    key = KEY_COLUMN[kind]
     return write_blob(con, import_id, kind, instrument, to_blob(frame), len(frame), KeyIndex.of(frame[key]))
 
 
@@ -337,7 +334,7 @@ def current_rows(con, kind: str, keys, columns=(ROW, ROW_HASH, ROSTER_HASH, VERS
     """The current stored rows of ``kind`` whose key is one of ``keys``: ``_key``, ``segment_id``, ``pos``,
     ``import_id`` and ``columns``. Reads only the segments whose key range and key hashes can match.
     ``index``: the KeyIndex of ``keys`` when the caller has it (saves hashing them again)."""
-    key = KINDS[kind][1]
+    key = KEY_COLUMN[kind]
     names = ["_key", "segment_id", "pos", "import_id"] + list(columns)
 
     texts = functools.cache(
@@ -383,9 +380,10 @@ def current_rows(con, kind: str, keys, columns=(ROW, ROW_HASH, ROSTER_HASH, VERS
         blob = con.execute("SELECT data FROM store_segments WHERE segment_id = ?", (seg,)).fetchone()[0]
         data = _read_columns(blob, [key, *columns]).iloc[pos]
         # a hash collision is not a match (compared in Arrow: pandas' isin on Arrow text goes value by value)
-        found = pc.is_in(pa.array(data[key].astype(str), type=pa.string()), value_set=key_set)
-        data = data[found.to_numpy(zero_copy_only=False)]
-        part = pd.DataFrame({"_key": data[key].astype(str).to_numpy(), "segment_id": seg,
+        texts_here = data[key].astype(str)
+        found = pc.is_in(pa.array(texts_here, type=pa.string()), value_set=key_set).to_numpy(zero_copy_only=False)
+        data = data[found]
+        part = pd.DataFrame({"_key": texts_here[found].to_numpy(), "segment_id": seg,
                              "pos": data.index.to_numpy(dtype=np.int64), "import_id": imp})
         for c in columns:
             part[c] = data[c].to_numpy() if c in data.columns else None
@@ -397,10 +395,14 @@ def current_rows(con, kind: str, keys, columns=(ROW, ROW_HASH, ROSTER_HASH, VERS
 
 def supersede(con, kind: str, keys, by_import: int) -> int:
     """Mark the current rows of ``kind`` with these keys as replaced by import ``by_import``; how many."""
-    found = current_rows(con, kind, keys, columns=())
+    return supersede_rows(con, current_rows(con, kind, keys, columns=()), by_import)
+
+
+def supersede_rows(con, rows: pd.DataFrame, by_import: int) -> int:
+    """Mark stored rows (``segment_id``, ``pos``: as current_rows found them) as replaced by ``by_import``."""
     con.executemany("INSERT INTO superseded (segment_id, pos, by_import) VALUES (?,?,?)",
-                    zip(found["segment_id"].tolist(), found["pos"].tolist(), [int(by_import)] * len(found)))
-    return len(found)
+                    zip(rows["segment_id"].tolist(), rows["pos"].tolist(), [int(by_import)] * len(rows)))
+    return len(rows)
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -430,7 +432,7 @@ def _segments(con, kind: str, *, instrument=None, import_id=None) -> list:
 
 def _read_kind(ws, kind: str, *, history: bool = False, instrument=None, import_id=None,
                columns=None) -> pd.DataFrame:
-    key = KINDS[kind][1]
+    key = KEY_COLUMN[kind]
     empty = pd.DataFrame(columns=[key, "instrument", "import_id", "version"] + (["superseded_by"] if history else []))
     con = _connect_read(ws)
     if con is None:
@@ -443,7 +445,7 @@ def _read_kind(ws, kind: str, *, history: bool = False, instrument=None, import_
         for seg, imp, instr in segs:
             blob = con.execute("SELECT data FROM store_segments WHERE segment_id = ?", (seg,)).fetchone()[0]
             data = from_blob(blob) if columns is None else _read_columns(blob, [key, VERSION, *columns])
-            by = pd.array([None] * len(data), dtype="Int64")
+            by = _missing_ints(len(data))
             g = gone_by.get(seg)
             if g is not None:
                 by[g["pos"].to_numpy(dtype=np.int64)] = g["by_import"].to_numpy(dtype=np.int64)

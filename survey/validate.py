@@ -485,17 +485,12 @@ def _value_text(col: pd.Series | np.ndarray, pos=None) -> np.ndarray:
         text[np.isnan(f)] = _MISSING_TEXT
         return text
     else:
-        text = s.to_numpy(dtype=object)
-        missing = pd.isna(text)
-        odd = [i for i, x in enumerate(text) if not isinstance(x, str)] if not missing.all() else []
-        if odd:
+        text = s.to_numpy(dtype=object, na_value=_MISSING_TEXT)
+        odd = [i for i, x in enumerate(text) if not isinstance(x, str)] if s.dtype == object else []
+        if odd:                       # Arrow text is text already; an object column may hold numbers
             text = text.copy()
             for i in odd:
-                if not missing[i]:
-                    text[i] = str(text[i])
-        if missing.any():
-            text = text.copy()
-            text[missing] = _MISSING_TEXT
+                text[i] = str(text[i])
         return text
     out = out.where(pd.notna(s), _MISSING_TEXT)
     return out.to_numpy(dtype=object)
@@ -832,12 +827,7 @@ def _check_id_numbers(tab: _Table, issues: _Issues, sheet: str):
     from sampling.idnumber import FIX_TEXT_ZH, PROBLEM_TEXT_ZH, PROBLEMS, id_number_problem_codes
     for name in names:
         col = tab.typed[name].reset_index(drop=True)
-        answered = col.notna().to_numpy()
-        codes = np.zeros(tab.n, dtype=np.int8)
-        if answered.all():
-            codes = id_number_problem_codes(col)
-        elif answered.any():
-            codes[answered] = id_number_problem_codes(col[answered])
+        codes = id_number_problem_codes(col)
         # an empty ID (code 1, "missing") is the required-item check's business
         wrong = codes > 1
         if not wrong.any():
